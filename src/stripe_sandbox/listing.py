@@ -1,0 +1,219 @@
+"""Lists, search and `expand[]`, as Stripe shapes them.
+
+Lists are newest first, pages of `limit` (default 10, at most 100) with `starting_after` /
+`ending_before` cursors; search pages use an opaque `page` token; expansion replaces an id with
+the object it names, through dotted paths (`data.customer`, `latest_invoice.payment_intent`).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .errors import InvalidRequestError
+from .store import Store
+from .wire import as_int, as_list
+
+
+def list_limit(params: dict[str, Any]) -> int:
+    limit = as_int(params.get("limit", 10), "limit")
+    if not 1 <= limit <= 100:
+        raise InvalidRequestError(
+            f"Invalid limit: must be between 1 and 100 (got {limit})", param="limit"
+        )
+    return limit
+
+
+def newest_first(objs: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    ordered = list(objs)
+    ordered.reverse()  # stored in creation order; stable for equal `created`
+    ordered.sort(key=lambda o: o.get("created", 0), reverse=True)
+    return ordered
+
+
+def paginate(objs: Iterable[dict[str, Any]], params: dict[str, Any], url: str) -> dict[str, Any]:
+    """A Stripe list page over objects already filtered; sorts newest first."""
+    ordered = newest_first(objs)
+    limit = list_limit(params)
+    after, before = params.get("starting_after"), params.get("ending_before")
+    ids = [o["id"] for o in ordered]
+    if after:
+        if after not in ids:
+            raise InvalidRequestError(
+                f"No such object: '{after}'", param="starting_after", code="resource_missing"
+            )
+        window = ordered[ids.index(after) + 1 :]
+        page, has_more = window[:limit], len(window) > limit
+    elif before:
+        if before not in ids:
+            raise InvalidRequestError(
+                f"No such object: '{before}'", param="ending_before", code="resource_missing"
+            )
+        window = ordered[: ids.index(before)]
+        page, has_more = window[-limit:], len(window) > limit
+    else:
+        page, has_more = ordered[:limit], len(ordered) > limit
+    return {"object": "list", "data": page, "has_more": has_more, "url": url}
+
+
+def created_filter(params: dict[str, Any], field: str = "created") -> Callable[[dict[str, Any]], bool]:
+    """`created=123` or `created[gte]=...&created[lt]=...`."""
+    spec = params.get(field)
+    if spec in (None, ""):
+        return lambda obj: True
+    if not isinstance(spec, dict):
+        exact = as_int(spec, field)
+        return lambda obj: obj.get(field) == exact
+    bounds = {op: as_int(v, f"{field}[{op}]") for op, v in spec.items()}
+    checks = {
+        "gt": lambda a, b: a > b,
+        "gte": lambda a, b: a >= b,
+        "lt": lambda a, b: a < b,
+        "lte": lambda a, b: a <= b,
+    }
+    for op in bounds:
+        if op not in checks:
+            raise InvalidRequestError(
+                f"Received unknown parameter: {field}[{op}]",
+                param=f"{field}[{op}]",
+                code="parameter_unknown",
+            )
+    return lambda obj: all(checks[op](obj.get(field, 0), v) for op, v in bounds.items())
+
+
+# --- search ------------------------------------------------------------------------------
+
+_CLAUSE = re.compile(
+    r"""\s*(?P<neg>-)?(?P<field>[a-z_]+(?:\[['"][^'"]+['"]\])?)\s*(?P<op>:|~|>=|<=|>|<)\s*"""
+    r"""(?:'(?P<sq>[^']*)'|"(?P<dq>[^"]*)"|(?P<num>-?\d+))\s*"""
+)
+
+
+def _clause_matches(obj: dict[str, Any], field: str, op: str, value: str) -> bool:
+    meta = re.match(r"""metadata\[['"]([^'"]+)['"]\]""", field)
+    actual: Any = (obj.get("metadata") or {}).get(meta.group(1)) if meta else obj.get(field)
+    if op == ":":
+        if meta or field in ("id", "customer", "status", "email", "name", "currency"):
+            return actual is not None and str(actual).lower() == value.lower() if field == "email" else actual == value
+        return actual is not None and str(actual) == value
+    if op == "~":
+        return actual is not None and value.lower() in str(actual).lower()
+    if actual is None:
+        return False
+    try:
+        a, b = int(actual), int(value)
+    except (TypeError, ValueError):
+        return False
+    return {">": a > b, "<": a < b, ">=": a >= b, "<=": a <= b}[op]
+
+
+def compile_query(query: str, allowed: set[str]) -> Callable[[dict[str, Any]], bool]:
+    """Stripe's search query language: clauses joined by AND or OR (not both)."""
+    if not query or not query.strip():
+        raise InvalidRequestError("Missing required param: query.", param="query",
+                                  code="parameter_missing")
+    pos, clauses, joiners = 0, [], []
+    while True:
+        m = _CLAUSE.match(query, pos)
+        if not m:
+            raise InvalidRequestError(
+                f"Invalid search query: could not parse at position {pos}: {query[pos:]!r}",
+                param="query",
+            )
+        field = m.group("field")
+        base = field.split("[")[0]
+        if base not in allowed:
+            raise InvalidRequestError(
+                f"Field '{base}' is an unsupported search field for this resource. "
+                f"Supported fields: {', '.join(sorted(allowed))}.",
+                param="query",
+            )
+        value = m.group("sq") if m.group("sq") is not None else m.group("dq")
+        if value is None:
+            value = m.group("num")
+        clauses.append((bool(m.group("neg")), field, m.group("op"), value))
+        pos = m.end()
+        if pos >= len(query):
+            break
+        j = re.match(r"\s*(AND|OR)\s+", query[pos:])
+        if not j:
+            raise InvalidRequestError(
+                f"Invalid search query: expected AND or OR at position {pos}", param="query"
+            )
+        joiners.append(j.group(1))
+        pos += j.end()
+    if len(set(joiners)) > 1:
+        raise InvalidRequestError(
+            "Search queries cannot mix AND and OR.", param="query"
+        )
+    combine = any if joiners and joiners[0] == "OR" else all
+
+    def predicate(obj: dict[str, Any]) -> bool:
+        return combine(
+            _clause_matches(obj, field, op, value) != neg for neg, field, op, value in clauses
+        )
+
+    return predicate
+
+
+def search_page(
+    objs: Iterable[dict[str, Any]], params: dict[str, Any], url: str, allowed: set[str]
+) -> dict[str, Any]:
+    predicate = compile_query(params.get("query", ""), allowed)
+    matched = [o for o in newest_first(objs) if predicate(o)]
+    limit = list_limit(params)
+    offset = 0
+    if params.get("page"):
+        token = str(params["page"])
+        if not token.startswith("page_"):
+            raise InvalidRequestError("Invalid page token.", param="page")
+        offset = as_int(token[5:], "page")
+    page = matched[offset : offset + limit]
+    has_more = offset + limit < len(matched)
+    return {
+        "object": "search_result",
+        "data": page,
+        "has_more": has_more,
+        "next_page": f"page_{offset + limit}" if has_more else None,
+        "url": url,
+    }
+
+
+# --- expand ------------------------------------------------------------------------------
+
+
+def expand(obj: Any, paths: list[str], store: Store) -> Any:
+    """A deep copy of `obj` with ids at `paths` replaced by their objects."""
+    result = copy.deepcopy(obj)
+    for path in paths:
+        _expand_path(result, path.split("."), store)
+    return result
+
+
+def _expand_path(node: Any, parts: list[str], store: Store) -> None:
+    if not parts or node is None:
+        return
+    if isinstance(node, list):
+        for item in node:
+            _expand_path(item, parts, store)
+        return
+    if not isinstance(node, dict):
+        return
+    head, rest = parts[0], parts[1:]
+    if node.get("object") == "list" and head == "data":
+        for item in node.get("data", []):
+            _expand_path(item, rest, store)
+        return
+    value = node.get(head)
+    if isinstance(value, str):
+        target = store.get_any(value)
+        if target is not None:
+            node[head] = value = copy.deepcopy(target)
+    if rest:
+        _expand_path(value, rest, store)
+
+
+def expand_paths(params: dict[str, Any]) -> list[str]:
+    return [str(p) for p in as_list(params.pop("expand", None), "expand")]
