@@ -17,7 +17,7 @@ def test_create_retrieve_update_delete(client: stripe.StripeClient) -> None:
     assert updated.metadata.to_dict() == {"tier": "x"}
     gone = client.v1.customers.delete(created.id)
     assert gone.deleted is True
-    assert client.v1.customers.retrieve(created.id).get("deleted") is True
+    assert client.v1.customers.retrieve(created.id)["deleted"] is True
 
 
 def test_search_by_metadata_and_email(client: stripe.StripeClient) -> None:
