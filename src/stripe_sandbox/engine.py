@@ -25,7 +25,7 @@ from .errors import (
     SandboxError,
     UrlNotFoundError,
 )
-from .listing import expand, expand_paths
+from .listing import expand, expand_paths, public
 from .router import Route, Router
 from .store import Store
 from .wire import decode_form, dumps
@@ -135,7 +135,7 @@ class Sandbox:
             "object": "event",
             "api_version": API_VERSION,
             "created": int(time.time()),
-            "data": {"object": json.loads(dumps(obj))},
+            "data": {"object": public(obj)},
             "livemode": False,
             "pending_webhooks": 0,
             "request": {
@@ -145,7 +145,7 @@ class Sandbox:
             "type": event_type,
         }
         if previous_attributes is not None:
-            event["data"]["previous_attributes"] = json.loads(dumps(previous_attributes))
+            event["data"]["previous_attributes"] = public(previous_attributes)
         self.store.put(event)
         for listener in self.listeners:
             listener(event)
@@ -247,7 +247,7 @@ class Sandbox:
         result = route.handler(call, **path_params)
         if expand_list:
             result = expand(result, expand_list, self.store)
-        return Response(200, dumps(result), self._headers(request_id, key))
+        return Response(200, dumps(public(result)), self._headers(request_id, key))
 
     def _headers(self, request_id: str, key: str | None) -> dict[str, str]:
         headers = {

@@ -202,6 +202,8 @@ def _expand_path(node: Any, parts: list[str], store: Store) -> None:
     if not isinstance(node, dict):
         return
     head, rest = parts[0], parts[1:]
+    if head not in node and f"_{head}" in node:  # an includable field (`expand[]=tiers`)
+        node[head] = node[f"_{head}"]
     if node.get("object") == "list" and head == "data":
         for item in node.get("data", []):
             _expand_path(item, rest, store)
@@ -217,3 +219,12 @@ def _expand_path(node: Any, parts: list[str], store: Store) -> None:
 
 def expand_paths(params: dict[str, Any]) -> list[str]:
     return [str(p) for p in as_list(params.pop("expand", None), "expand")]
+
+
+def public(obj: Any) -> Any:
+    """A copy without the sandbox's private bookkeeping (keys starting with `_`)."""
+    if isinstance(obj, dict):
+        return {k: public(v) for k, v in obj.items() if not k.startswith("_")}
+    if isinstance(obj, list):
+        return [public(v) for v in obj]
+    return obj
