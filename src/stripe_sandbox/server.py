@@ -16,6 +16,9 @@ from .engine import Response, Sandbox
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; without TCP_NODELAY each keep-alive request
+    # waits ~40 ms on delayed ACKs.
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet by default

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints what it measured and the ratio to its target, in one run."""
