@@ -167,7 +167,7 @@ class Sandbox:
                 if early is not None:
                     early.headers.setdefault("Request-Id", request_id)
                     return early
-            self._authenticate(headers)
+            self._authenticate(headers, path)
             params = self._params(method, parts.query, headers, body)
             key = headers.get("idempotency-key") if method == "POST" else None
             fingerprint = _fingerprint(method, path, params) if key else ""
@@ -201,9 +201,16 @@ class Sandbox:
                     return response
         return Response(404, b"Not found", {"Content-Type": "text/plain"})
 
-    def _authenticate(self, headers: dict[str, str]) -> None:
+    def _authenticate(self, headers: dict[str, str], path: str) -> None:
         auth = headers.get("authorization", "")
         key = auth[7:] if auth.lower().startswith("bearer ") else ""
+        if key.startswith("ek_test_") and path == "/v2/billing/meter_event_stream":
+            from .resources.meters import stream_token_valid
+
+            with self.lock:
+                if stream_token_valid(self, key):
+                    return
+            raise AuthenticationError("The meter event session token is invalid or expired.")
         if not key:
             raise AuthenticationError(
                 "You did not provide an API key. You need to provide your API key in the "

@@ -94,10 +94,14 @@ _CLAUSE = re.compile(
 def _clause_matches(obj: dict[str, Any], field: str, op: str, value: str) -> bool:
     meta = re.match(r"""metadata\[['"]([^'"]+)['"]\]""", field)
     actual: Any = (obj.get("metadata") or {}).get(meta.group(1)) if meta else obj.get(field)
+    if isinstance(actual, bool):  # `active:'true'`
+        actual = "true" if actual else "false"
     if op == ":":
-        if meta or field in ("id", "customer", "status", "email", "name", "currency"):
-            return actual is not None and str(actual).lower() == value.lower() if field == "email" else actual == value
-        return actual is not None and str(actual) == value
+        if actual is None:
+            return False
+        if field == "email":  # Stripe matches emails case-insensitively
+            return str(actual).lower() == value.lower()
+        return str(actual) == value
     if op == "~":
         return actual is not None and value.lower() in str(actual).lower()
     if actual is None:

@@ -73,3 +73,26 @@ def test_one_idempotency_key_under_concurrency_makes_one_customer(client, sandbo
         client.v1.customers.create(
             params={"email": "other@b.c"}, options={"idempotency_key": "customer:race"}
         )
+
+
+def test_declined_card_at_creation_creates_nothing(client, sandbox) -> None:
+    with pytest.raises(stripe.CardError) as info:
+        client.v1.customers.create(
+            params={"email": "d@b.c", "payment_method": "pm_card_chargeDeclined"}
+        )
+    assert info.value.code == "card_declined"
+    assert sandbox.store.all("customer") == []
+
+
+def test_test_token_as_payment_method_and_default_names_one_method(client) -> None:
+    customer = client.v1.customers.create(
+        params={
+            "email": "v@b.c",
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    default = customer.invoice_settings.default_payment_method
+    assert default is not None and default.startswith("pm_") and default != "pm_card_visa"
+    attached = client.v1.payment_methods.list(params={"customer": customer.id, "type": "card"})
+    assert [pm.id for pm in attached.data] == [default]

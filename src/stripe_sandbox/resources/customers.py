@@ -12,6 +12,7 @@ from ..listing import created_filter, paginate, search_page
 from ..router import Routes
 from ..wire import merge_metadata
 from .common import apply_updates, deleted, nullable
+from .payment_methods import attach_to, check_attachable
 
 routes = Routes()
 
@@ -87,15 +88,28 @@ def create(call: Call) -> dict[str, Any]:
         "test_clock": clock_id,
     }
     customer["invoice_settings"] = _invoice_settings(None, None, call, customer_id)
-    call.store.put(customer)
     pm_id = nullable(p.get("payment_method"))
+    settings = dict(p["invoice_settings"]) if isinstance(p.get("invoice_settings"), dict) else {}
+    default_pm = nullable(settings.get("default_payment_method"))
+    # Everything is checked before the customer exists: a declined card creates nothing.
+    if pm_id:
+        check_attachable(call, pm_id, customer, "payment_method")
+    if default_pm and default_pm != pm_id:
+        call.store.require("payment_method", default_pm, "PaymentMethod",
+                           "invoice_settings[default_payment_method]")
+        raise InvalidRequestError(
+            f"The customer does not have a payment method with the ID {default_pm}. The "
+            "payment method must be attached to the customer.",
+            param="invoice_settings[default_payment_method]", code="resource_missing",
+        )
+    call.store.put(customer)
     if pm_id:  # attach at creation, as Stripe does
-        from .payment_methods import attach_to
-
-        attach_to(call, pm_id, customer, param="payment_method")
-    if "invoice_settings" in p:
+        attached = attach_to(call, pm_id, customer, param="payment_method")
+        if default_pm == pm_id:  # `pm_card_visa` twice names the one method made from it
+            settings["default_payment_method"] = attached["id"]
+    if settings:
         customer["invoice_settings"] = _invoice_settings(
-            customer["invoice_settings"], p["invoice_settings"], call, customer_id
+            customer["invoice_settings"], settings, call, customer_id
         )
     call.sandbox.emit("customer.created", customer, request=call)
     return customer
