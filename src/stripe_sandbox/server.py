@@ -55,6 +55,8 @@ class _Handler(BaseHTTPRequestHandler):
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The default backlog of 5 resets connections when 20 clients connect at once.
+    request_queue_size = 128
 
     def __init__(self, sandbox: Sandbox, host: str = "127.0.0.1", port: int = 0,
                  verbose: bool = False) -> None:
@@ -71,8 +73,10 @@ class SandboxServer(ThreadingHTTPServer):
     def start(self) -> SandboxServer:
         """Serve on a background thread (tests and `meterbill serve` in sandbox mode)."""
         self.sandbox.config.public_url = self.url
-        self._thread = threading.Thread(target=self.serve_forever, name="stripe-sandbox",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05},
+            name="stripe-sandbox", daemon=True,
+        )
         self._thread.start()
         return self
 
