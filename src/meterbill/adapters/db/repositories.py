@@ -1,0 +1,100 @@
+"""Queries over the tables, one repository per aggregate, each bound to a session.
+
+Writes that must be safe under concurrency are single statements the database arbitrates:
+insert-or-ignore on a unique key, and compare-and-set updates that report whether they won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import CursorResult, Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from .models import Subscription, Tenant, utcnow
+
+
+def _insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row."""
+    dialect = session.get_bind().dialect.name
+    statement: Insert
+    if dialect == "postgresql":
+        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    result = session.execute(statement)
+    assert isinstance(result, CursorResult)
+    return result.rowcount == 1
+
+
+class TenantRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
+        query = select(Tenant).where(Tenant.tenant_id == tenant_id)
+        if for_update:
+            query = query.with_for_update()  # a no-op on SQLite, which locks the whole file
+        return self.session.scalars(query).one_or_none()
+
+    def by_customer(self, customer_id: str) -> Tenant | None:
+        query = select(Tenant).where(Tenant.stripe_customer_id == customer_id)
+        return self.session.scalars(query).one_or_none()
+
+    def all(self) -> Sequence[Tenant]:
+        return self.session.scalars(select(Tenant).order_by(Tenant.created_at, Tenant.id)).all()
+
+    def claim_customer(self, tenant_id: str, email: str | None, name: str | None,
+                       customer_id: str) -> None:
+        """Record `customer_id` for the tenant unless it already has one (race-safe)."""
+        now = utcnow()
+        _insert_ignoring_conflicts(self.session, Tenant.__table__, {
+            "tenant_id": tenant_id, "email": email, "name": name,
+            "stripe_customer_id": customer_id, "billing_status": "none",
+            "payment_failures": 0, "rate_limit_multiplier": 0.0, "soft_suspended": False,
+            "api_access_enabled": False, "subscription_seq": 0,
+            "created_at": now, "updated_at": now,
+        })
+        # A row made earlier without a customer (or by a racing insert) gets ours only if empty.
+        self.session.execute(
+            update(Tenant)
+            .where(Tenant.tenant_id == tenant_id, Tenant.stripe_customer_id.is_(None))
+            .values(stripe_customer_id=customer_id, updated_at=now)
+        )
+        self.session.expire_all()
+
+    def advance_subscription_seq(self, tenant_id: str, expected: int) -> bool:
+        """Compare-and-set: bump the tenant's subscription counter if it is still `expected`."""
+        result = self.session.execute(
+            update(Tenant)
+            .where(Tenant.tenant_id == tenant_id, Tenant.subscription_seq == expected)
+            .values(subscription_seq=expected + 1, updated_at=utcnow())
+        )
+        assert isinstance(result, CursorResult)
+        self.session.expire_all()
+        return result.rowcount == 1
+
+
+class SubscriptionRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, subscription_id: str) -> Subscription | None:
+        return self.session.get(Subscription, subscription_id)
+
+    def add(self, row: Subscription) -> Subscription:
+        self.session.add(row)
+        return row
+
+    def for_tenant(self, tenant_id: str) -> Sequence[Subscription]:
+        query = (select(Subscription).where(Subscription.tenant_id == tenant_id)
+                 .order_by(Subscription.created_at))
+        return self.session.scalars(query).all()
+
+    def with_pending_plan(self) -> Sequence[Subscription]:
+        query = select(Subscription).where(Subscription.pending_plan.is_not(None))
+        return self.session.scalars(query).all()

@@ -1,0 +1,99 @@
+"""One Settings object, read from the environment and `.env` (names as in `.env.example`).
+
+Without `STRIPE_SECRET_KEY` meterbill runs in sandbox mode against the in-process Stripe
+sandbox; `bootstrap.build` picks the adapters from these values and nothing else reads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+Mode = Literal["sandbox", "test", "live"]
+
+# Settings whose values never appear in logs or `check-config` output.
+_SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token"}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_publishable_key: str | None = None
+    stripe_webhook_secret: SecretStr | None = None
+    stripe_api_base: str | None = None
+    stripe_max_network_retries: int = 2
+    database_url: str = "sqlite:///var/meterbill.db"
+    meterbill_api_token: SecretStr | None = None
+    environment: Literal["development", "production"] = "development"
+    plans_file: Path | None = None
+    require_payment_method: bool = True
+    downgrade_at_period_end: bool = True
+    upgrade_proration: Literal["always_invoice", "create_prorations"] = "always_invoice"
+    default_trial_days: int = 14
+    log_level: str = "INFO"
+
+    @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        # `STRIPE_SECRET_KEY=` in a .env file means "not set", not "the empty key".
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file", mode="before")
+    @classmethod
+    def _blank_str_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("default_trial_days", "stripe_max_network_retries")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be 0 or more")
+        return value
+
+    @property
+    def mode(self) -> Mode:
+        """`sandbox` without a key, `live` for an `sk_live_`/`rk_live_` key, else `test`."""
+        if self.stripe_secret_key is None:
+            return "sandbox"
+        key = self.stripe_secret_key.get_secret_value()
+        return "live" if key.startswith(("sk_live_", "rk_live_")) else "test"
+
+    def describe(self) -> list[tuple[str, str]]:
+        """Every setting as (ENV_NAME, value) with secrets and database passwords redacted."""
+        rows: list[tuple[str, str]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS:
+                shown = redact(value.get_secret_value()) if value is not None else "(not set)"
+            elif name == "database_url":
+                shown = redact_url(value)
+            elif value is None:
+                shown = "(not set)"
+            else:
+                shown = str(value)
+            rows.append((name.upper(), shown))
+        return rows
+
+
+def redact(secret: str) -> str:
+    """Keep a Stripe key's prefix (`sk_test_`) and last four characters, hide the rest."""
+    if len(secret) <= 12:
+        return "*" * len(secret)
+    prefix = ""
+    for candidate in ("sk_test_", "sk_live_", "rk_test_", "rk_live_", "whsec_"):
+        if secret.startswith(candidate):
+            prefix = candidate
+    return prefix + "*" * 8 + secret[-4:]
+
+
+def redact_url(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy understands: show nothing that could be secret
+        return "(unparseable URL)"

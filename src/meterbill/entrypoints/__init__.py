@@ -1,0 +1,1 @@
+"""Ways into meterbill: the HTTP API (`api`) and the command line (`cli`)."""

@@ -1,0 +1,69 @@
+"""The FastAPI application: `create_app(container)`.
+
+The app holds no state of its own: everything comes from the container it is given, so tests
+build one app per container and `meterbill serve` builds exactly one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Depends, FastAPI
+
+import meterbill
+from meterbill.bootstrap import Container
+
+from . import customers, health, subscriptions, tenants
+from .auth import require_token, resolve_api_token
+from .errors import install_error_handlers
+from .schemas import ERROR_RESPONSES
+
+log = logging.getLogger("meterbill.api")
+
+# Routers that need `Authorization: Bearer $METERBILL_API_TOKEN`. `/health` and
+# `/webhooks/stripe` (authenticated by Stripe's signature instead) stay outside.
+PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router)
+PUBLIC: tuple[APIRouter, ...] = (health.router,)
+
+DESCRIPTION = """
+Billing automation for usage-based SaaS: tenants ↔ Stripe customers, plans, subscriptions.
+
+Every route except `/health` needs `Authorization: Bearer $METERBILL_API_TOKEN`.
+Errors are `{"error": {"code", "message", "field"?}}`.
+"""
+
+
+def create_app(container: Container) -> FastAPI:
+    """Build the API around `container`; raises `MissingApiToken` in production without one."""
+    settings = container.settings
+    token, generated = resolve_api_token(settings)
+    app = FastAPI(
+        title="meterbill",
+        version=getattr(meterbill, "__version__", "0"),
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.container = container
+    app.state.api_token = token
+    app.state.api_token_generated = generated
+    install_error_handlers(app)
+    for router in PUBLIC:
+        app.include_router(router)
+    for router in PROTECTED:
+        app.include_router(router, dependencies=[Depends(require_token)],
+                           responses=ERROR_RESPONSES)
+    _announce(container)
+    return app
+
+
+def _announce(container: Container) -> None:
+    mode = container.settings.mode
+    if mode == "sandbox":
+        log.warning(
+            "SANDBOX MODE: no STRIPE_SECRET_KEY is set, so meterbill talks to the local Stripe "
+            "sandbox%s. No real money moves; data in the sandbox is not Stripe's.",
+            " (in this process)" if container.sandbox is not None else "",
+        )
+    else:
+        log.info("meterbill API: Stripe %s mode", mode)

@@ -1,0 +1,68 @@
+"""Bearer-token authentication for every route but `/health` and `/webhooks/stripe`.
+
+Which token is valid is decided once, when the app is made (`resolve_api_token`):
+- `METERBILL_API_TOKEN` set → that token;
+- not set in production → the app refuses to start (an open billing API is never a default);
+- not set elsewhere → a random token for this process only, logged at start-up, so that a
+  fresh `make run` works at once and is still never open to the network without a token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meterbill.config import Settings
+
+log = logging.getLogger("meterbill.api")
+
+_bearer = HTTPBearer(auto_error=False, description="METERBILL_API_TOKEN")
+
+
+class MissingApiToken(RuntimeError):
+    """Raised at start-up in production when METERBILL_API_TOKEN is not set."""
+
+
+def resolve_api_token(settings: Settings) -> tuple[str, bool]:
+    """The token the API accepts and whether it was generated for this process."""
+    configured = settings.meterbill_api_token
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value(), False
+    if settings.environment == "production":
+        raise MissingApiToken(
+            "METERBILL_API_TOKEN is not set. In production the API refuses to start without "
+            "it: set METERBILL_API_TOKEN to a long random value (e.g. `python -c \"import "
+            "secrets; print(secrets.token_urlsafe(32))\"`)."
+        )
+    token = secrets.token_urlsafe(32)
+    log.warning(
+        "METERBILL_API_TOKEN is not set: generated a token for this process only. "
+        "Call the API with 'Authorization: Bearer %s'. Set METERBILL_API_TOKEN to keep one.",
+        token,
+    )
+    return token, True
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """FastAPI dependency: 401 unless the request carries the API token."""
+    expected: str = request.app.state.api_token
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise _unauthorized(
+            "Missing API token: send 'Authorization: Bearer <METERBILL_API_TOKEN>'."
+        )
+    # Constant-time: the time taken must not tell an attacker how much of a guess was right.
+    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
+        raise _unauthorized("Invalid API token.")
+
+
+def _unauthorized(message: str) -> StarletteHTTPException:
+    return StarletteHTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,62 @@
+"""Subscription lifecycle: create, cancel, resume, change plan."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from .deps import ContainerDep
+from .schemas import PlanChange, SubscriptionCreate, SubscriptionIdPath
+
+router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Subscribe a tenant to a plan",
+    description=(
+        "Creates a subscription with the plan's licensed base price and metered overage "
+        "price (`payment_behavior=default_incomplete`). With REQUIRE_PAYMENT_METHOD on (the "
+        "default) a customer without a payment method is refused with 422."
+    ),
+)
+def create_subscription(body: SubscriptionCreate, container: ContainerDep) -> dict[str, Any]:
+    view = container.subscriptions.create(
+        tenant_id=body.tenant_id,
+        customer_id=body.customer_id,
+        plan_type=body.plan_type,
+        trial_days=body.trial_days,
+        payment_method_id=body.payment_method_id,
+    )
+    return view.to_dict()
+
+
+@router.delete("/{subscription_id}", summary="Cancel a subscription")
+def cancel_subscription(
+    subscription_id: SubscriptionIdPath,
+    container: ContainerDep,
+    at_period_end: Annotated[
+        bool, Query(description="true: at the end of the paid period; false: now.")
+    ] = True,
+) -> dict[str, Any]:
+    return container.subscriptions.cancel(subscription_id, at_period_end=at_period_end).to_dict()
+
+
+@router.post("/{subscription_id}/resume", summary="Undo a pending cancellation")
+def resume_subscription(
+    subscription_id: SubscriptionIdPath, container: ContainerDep
+) -> dict[str, Any]:
+    return container.subscriptions.resume(subscription_id).to_dict()
+
+
+@router.post(
+    "/{subscription_id}/plan",
+    summary="Change plan",
+    description="Upgrades take effect now, prorated; downgrades at period end (configurable).",
+)
+def change_plan(
+    subscription_id: SubscriptionIdPath, body: PlanChange, container: ContainerDep
+) -> dict[str, Any]:
+    return container.subscriptions.change_plan(subscription_id, body.plan_type).to_dict()

@@ -1,0 +1,37 @@
+"""The `meterbill` command line (Typer). `main()` is the console script.
+
+Every command prints tables for people and, with `--json`, one JSON document for scripts.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from meterbill.entrypoints import worker
+
+from . import admin, billing, server, webhooks
+from .context import CliContext
+
+app = typer.Typer(
+    name="meterbill",
+    help="Billing automation for usage-based SaaS on Stripe.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("serve")(server.serve)
+app.command("sandbox")(server.sandbox)
+app.command("check-config")(admin.check_config)
+app.add_typer(admin.db_app, name="db")
+app.add_typer(admin.catalog_app, name="catalog")
+app.add_typer(billing.tenants_app, name="tenants")
+app.add_typer(billing.subscriptions_app, name="subscriptions")
+app.add_typer(webhooks.webhooks_app, name="webhooks")
+app.command("worker")(worker.worker)
+
+
+def main() -> None:
+    app(obj=CliContext())
+
+
+__all__ = ["CliContext", "app", "main"]

@@ -1,0 +1,237 @@
+"""Long-running commands: `meterbill serve` (the HTTP API) and `meterbill sandbox` (Stripe's).
+
+`serve` in sandbox mode makes a fresh clone usable with one command: it migrates the database,
+syncs the plan catalog into the sandbox, and serves the sandbox's hosted pages (invoice links)
+on a free local port next to the API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+from rich.panel import Panel
+
+from meterbill.bootstrap import Container
+from meterbill.config import Settings
+from meterbill.entrypoints.api import create_app
+from meterbill.entrypoints.api.auth import MissingApiToken
+from meterbill.entrypoints.api.webhooks import install as install_webhooks
+
+from .admin import head_revision, schema_revision
+from .context import (
+    DEFAULT_SANDBOX_PORT,
+    CliFailure,
+    cli_context,
+    keep_sandbox,
+    lock_or_server,
+    reported,
+)
+from .output import JsonFlag, panel_console
+from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
+
+log = logging.getLogger("meterbill.cli")
+
+Host = Annotated[str, typer.Option("--host", envvar="HOST", help="Interface to listen on.")]
+
+
+def serve(
+    ctx: typer.Context,
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (env PORT).")] = 8000,
+    as_json: JsonFlag = False,
+) -> None:
+    """Serve the HTTP API (OpenAPI docs at /docs). Sandbox mode prepares itself first."""
+    cli = cli_context(ctx)
+    with reported(as_json), contextlib.ExitStack() as stack:
+        settings = cli.settings()
+        _configure_logging(settings.log_level)
+        lock = _claim_sandbox(settings) if cli.lasting_sandbox else None
+        if lock is not None:
+            stack.callback(lock.release)
+        container = stack.enter_context(cli.container(needs_stripe=False))
+        try:
+            app = create_app(container)  # first: it refuses production without a token
+        except MissingApiToken as error:
+            raise CliFailure("missing_api_token", str(error), exit_code=2) from None
+        install_webhooks(app, container)  # POST /webhooks/stripe and its workers
+        sandbox_url = None
+        if container.sandbox is not None:
+            if lock is not None:
+                data = data_file(settings)
+                stack.enter_context(keep_sandbox(container.sandbox, data, 0.5))
+                log.info("sandbox state is kept in %s", data)
+            server = _serve_sandbox(container)
+            stack.callback(server.stop)
+            sandbox_url = server.url
+            if lock is not None:
+                lock.write_info({"pid": os.getpid(), "url": sandbox_url,
+                                 "api": f"http://{host}:{port}"})
+        if settings.mode == "sandbox":
+            container.prepare_sandbox()  # migrations + catalog sync: a fresh clone just works
+            _warn_missing_customers(container)
+        else:
+            _warn_old_schema(container)
+        _announce(container, host, port, sandbox_url, app.state.api_token_generated, as_json)
+        stack.enter_context(_sigterm_unwinds())
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+
+
+def sandbox(
+    host: Host = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = (
+        DEFAULT_SANDBOX_PORT
+    ),
+    data: Annotated[Path | None, typer.Option(
+        "--data", help="Keep the sandbox's state in this JSON file across restarts.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run the local Stripe sandbox (a Stripe-compatible API) until Ctrl-C.
+
+    For fault injection and webhook forwarding use `python -m stripe_sandbox --help`.
+    """
+    # Imported here: meterbill itself never depends on the sandbox package.
+    from stripe_sandbox import Sandbox, SandboxConfig
+    from stripe_sandbox.server import SandboxServer
+
+    engine = Sandbox(SandboxConfig())
+    with reported(as_json), contextlib.ExitStack() as stack:
+        if data is not None:
+            stack.enter_context(keep_sandbox(engine, data, 0.5))
+        try:
+            server = SandboxServer(engine, host, port, verbose=verbose)
+        except OSError as error:
+            raise CliFailure("port_in_use", f"Cannot listen on {host}:{port}: {error}. Fix: "
+                             "pick another --port (0 picks a free one).", exit_code=2) from None
+        stack.callback(server.server_close)
+        engine.config.public_url = server.url
+        if as_json:
+            print(json.dumps({"url": server.url, "port": server.server_address[1],
+                              "data": str(data) if data else None}), flush=True)
+        else:
+            kept = (f"State is kept in {data}." if data else
+                    "State lives in this process: stopping it forgets every object.")
+            panel_console().print(Panel.fit(
+                f"Stripe sandbox listening on [bold]{server.url}[/]\n"
+                "Point meterbill at it (no STRIPE_SECRET_KEY needed; any sk_test_ key works):\n"
+                f"  export STRIPE_API_BASE={server.url}\n{kept}",
+                title="meterbill sandbox", border_style="yellow",
+            ))
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
+
+
+def _claim_sandbox(settings: Settings) -> SandboxLock | None:
+    """Take the lock of this database's in-process sandbox (None when there is none)."""
+    if not uses_in_process_sandbox(settings):
+        return None
+    lock = SandboxLock(data_file(settings))
+    url = lock_or_server(lock)
+    if url is not None:
+        raise CliFailure("sandbox_in_use", (
+            f"Another `meterbill serve` (pid {lock.holder().get('pid')}) already runs on this "
+            f"database with its sandbox at {url}. Fix: stop it, or share its sandbox by "
+            f"setting STRIPE_API_BASE={url} for this one."), exit_code=2)
+    return lock
+
+
+def _serve_sandbox(container: Container) -> Any:
+    """Serve the in-process sandbox on a free port: hosted invoice links, and other commands."""
+    from stripe_sandbox.server import SandboxServer
+
+    return SandboxServer(container.sandbox, port=0).start()
+
+
+def _warn_missing_customers(container: Container) -> None:
+    if container.sandbox is None:
+        return
+    store = container.sandbox.store
+    missing = [t.tenant_id for t in container.tenants.list()
+               if t.stripe_customer_id and store.get("customer", t.stripe_customer_id) is None]
+    if missing:
+        log.warning(
+            "%d tenant(s) in the database (e.g. %s) point at Stripe customers this sandbox "
+            "does not have (its data file %s was removed or belongs to another database). "
+            "For a clean start delete the database file too.",
+            len(missing), missing[0], data_file(container.settings),
+        )
+
+
+def _warn_old_schema(container: Container) -> None:
+    # Outside sandbox mode migrations are an explicit deploy step; say so if it was skipped.
+    current, head = schema_revision(container.db.engine), head_revision()
+    if current != head:
+        log.warning("the database schema is at revision %s, not %s: run `meterbill db upgrade` "
+                    "before serving requests", current or "none", head)
+
+
+def _announce(container: Container, host: str, port: int, sandbox_url: str | None,
+              token_generated: bool, as_json: bool) -> None:
+    settings = container.settings
+    api_url = f"http://{host}:{port}"
+    if as_json:
+        print(json.dumps({"url": api_url, "docs": f"{api_url}/docs", "mode": settings.mode,
+                          "sandbox_url": sandbox_url}), flush=True)
+        return
+    if settings.mode != "sandbox":
+        log.info("meterbill on %s (Stripe %s mode)", api_url, settings.mode)
+        return
+    lines = [
+        "[bold]SANDBOX MODE[/]: no STRIPE_SECRET_KEY is set; meterbill talks to a local Stripe "
+        "sandbox. No real money moves.",
+        f"API: {api_url}  (docs: {api_url}/docs)",
+    ]
+    if sandbox_url:
+        lines += [
+            f"Stripe sandbox (in this process): {sandbox_url}",
+            f"Its state is kept in {data_file(settings)}; other meterbill commands on this "
+            "database use this sandbox while the server runs.",
+        ]
+    elif settings.stripe_api_base:
+        lines.append(f"Stripe sandbox: {settings.stripe_api_base}")
+    if token_generated:
+        lines.append("API token: generated for this process (see the log line above).")
+    panel_console().print(Panel.fit("\n".join(lines), title="meterbill", border_style="yellow"))
+
+
+@contextlib.contextmanager
+def _sigterm_unwinds() -> Iterator[None]:
+    """Make `kill` end `serve` as Ctrl-C does, so the sandbox state is saved on the way out.
+
+    uvicorn shuts down gracefully on SIGTERM and then raises the signal again; without a
+    handler of ours that would kill the process before our clean-up runs.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        # stripe-python logs every request at INFO (naming api.stripe.com even when the
+        # sandbox answers) and Alembic its plugins: noise unless debugging.
+        for noisy in ("stripe", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,1 @@
+"""Use cases. Each service owns its transaction and talks to Stripe through `ports.StripePort`."""

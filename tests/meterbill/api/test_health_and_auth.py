@@ -1,0 +1,129 @@
+"""`/health`, the OpenAPI docs, and the bearer token every other route needs."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from meterbill.bootstrap import Container, build
+from meterbill.entrypoints.api import create_app
+from meterbill.entrypoints.api.auth import MissingApiToken
+from stripe_sandbox import Sandbox, SandboxHTTPClient
+
+from ..conftest import make_settings
+from .support import error_of, stripe_objects, tenant_ids
+
+PROTECTED = [
+    ("POST", "/customers", {"tenant_id": "t_auth", "email": "a@b.co", "name": "A"}),
+    ("POST", "/subscriptions", {"customer_id": "cus_x", "plan_type": "pro",
+                                "tenant_id": "t_auth"}),
+    ("DELETE", "/subscriptions/sub_123", None),
+    ("POST", "/subscriptions/sub_123/resume", None),
+    ("POST", "/subscriptions/sub_123/plan", {"plan_type": "pro"}),
+    ("GET", "/tenants/t_auth", None),
+    ("GET", "/tenants", None),
+]
+
+
+def test_health_in_sandbox_mode_needs_no_token(api: TestClient) -> None:
+    response = api.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["stripe_configured"] is True
+    assert body["mode"] == "sandbox"
+
+
+def test_health_reports_the_mode_of_a_test_key(sandbox: Sandbox, settings: Any) -> None:
+    keyed = make_settings(settings.database_url, stripe_secret_key="sk_test_" + "k" * 24)
+    container = build(keyed, stripe_http_client=SandboxHTTPClient(sandbox))
+    try:
+        body = TestClient(create_app(container)).get("/health").json()
+    finally:
+        container.close()
+    assert (body["status"], body["mode"], body["stripe_configured"]) == ("ok", "test", True)
+
+
+def test_health_is_degraded_with_503_when_the_database_is_unreachable(sandbox: Sandbox) -> None:
+    secret_url = "postgresql+psycopg://meterbill:s3cret-pw@127.0.0.1:1/meterbill"
+    container = build(make_settings(secret_url), stripe_http_client=SandboxHTTPClient(sandbox))
+    try:
+        response = TestClient(create_app(container)).get("/health")
+    finally:
+        container.close()
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded"
+    assert body["mode"] == "sandbox"
+    assert body["reason"].startswith("database unreachable")
+    assert "s3cret-pw" not in response.text
+
+
+def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
+    assert api.get("/docs").status_code == 200
+    paths = api.get("/openapi.json").json()["paths"]
+    assert {path: sorted(ops) for path, ops in paths.items()} == {
+        "/health": ["get"],
+        "/customers": ["post"],
+        "/subscriptions": ["post"],
+        "/subscriptions/{subscription_id}": ["delete"],
+        "/subscriptions/{subscription_id}/resume": ["post"],
+        "/subscriptions/{subscription_id}/plan": ["post"],
+        "/tenants": ["get"],
+        "/tenants/{tenant_id}": ["get"],
+    }
+
+
+def test_every_route_but_health_needs_the_token(api: TestClient) -> None:
+    for method, path, body in PROTECTED:
+        response = api.request(method, path, json=body)
+        assert response.status_code == 401, (method, path)
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        error = error_of(response)
+        assert error["code"] == "unauthorized"
+        assert "Authorization: Bearer" in error["message"]
+
+
+def test_a_wrong_token_is_refused_and_nothing_is_written(
+        api: TestClient, container: Container, sandbox: Sandbox) -> None:
+    for header in ["Bearer wrong-token", "Basic dXNlcjpwYXNz", "Bearer ", "bearer x"]:
+        response = api.post("/customers", headers={"Authorization": header},
+                            json={"tenant_id": "t_auth", "email": "a@b.co"})
+        assert response.status_code == 401, header
+        assert error_of(response)["code"] == "unauthorized"
+    assert tenant_ids(container) == []
+    assert stripe_objects(sandbox, "customer") == []
+
+
+def test_without_a_configured_token_a_generated_one_is_logged_and_required(
+        sandbox: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture) -> None:
+    container = build(make_settings(settings.database_url, meterbill_api_token=None),
+                      stripe_http_client=SandboxHTTPClient(sandbox))
+    container.upgrade_db()
+    try:
+        with caplog.at_level(logging.WARNING, logger="meterbill.api"):
+            app = create_app(container)
+        token = app.state.api_token
+        assert len(token) >= 32
+        assert token in caplog.text
+        assert "SANDBOX MODE" in caplog.text
+        client = TestClient(app)
+        assert client.get("/tenants").status_code == 401
+        assert client.get("/tenants", headers={"Authorization": f"Bearer {token}"}).json() == {
+            "data": [], "count": 0}
+    finally:
+        container.close()
+
+
+def test_production_refuses_to_start_without_a_token(sandbox: Sandbox, settings: Any) -> None:
+    prod = make_settings(settings.database_url, meterbill_api_token=None,
+                         environment="production")
+    container = build(prod, stripe_http_client=SandboxHTTPClient(sandbox))
+    try:
+        with pytest.raises(MissingApiToken, match="METERBILL_API_TOKEN"):
+            create_app(container)
+    finally:
+        container.close()
