@@ -1,0 +1,380 @@
+"""Usage events: what one is, how a batch of raw input becomes events, and UTC-day buckets.
+
+Pure: no I/O and no clock. Callers pass `now`, the reference for the acceptance window, which
+matches Stripe's meter event window (at most 35 days in the past, 5 minutes in the future) so
+that every stored event can still be reported. Timestamps are truncated to whole seconds: that
+is the precision of Stripe's meter events and of ClickHouse's `DateTime`, so both stores agree
+on every range query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal, NamedTuple, TypeGuard
+
+from .errors import InvalidInput
+
+Metric = Literal["queries", "tokens"]
+METRICS: tuple[Metric, ...] = ("queries", "tokens")
+DEFAULT_METRIC: Metric = "queries"
+
+MAX_BATCH = 10_000
+PAST_WINDOW = timedelta(days=35)
+FUTURE_WINDOW = timedelta(minutes=5)
+MAX_ID_LENGTH = 255
+# Far above any real per-event count and far below 2**63, so sums never overflow a BIGINT.
+MAX_QUANTITY = 1_000_000_000_000
+# Unix seconds beyond this (year 5138) are almost surely milliseconds sent by mistake.
+_MAX_UNIX_SECONDS = 100_000_000_000
+
+TIMESTAMP_FIELD = "timestamp"
+# `occurred_at` is accepted as another name for `timestamp` (it is the stored column's name).
+FIELDS = ("event_id", "tenant_id", "metric", "quantity", TIMESTAMP_FIELD, "occurred_at")
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    event_id: str  # unique across all events: the dedupe key
+    tenant_id: str
+    metric: Metric
+    quantity: int
+    occurred_at: datetime  # tz-aware UTC, whole seconds
+    ingested_at: datetime  # tz-aware UTC, whole seconds
+
+    @property
+    def day(self) -> date:
+        return utc_day(self.occurred_at)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one event: `index` in the batch (None for the batch itself)."""
+
+    index: int | None
+    field: str | None
+    message: str
+    line: int | None = None  # set when the event came from a file
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"index": self.index, "field": self.field, "message": self.message}
+        if self.line is not None:
+            body["line"] = self.line
+        return body
+
+
+@dataclass
+class ParsedBatch:
+    """The good events (with their batch indexes) and an error for each bad field."""
+
+    events: list[UsageEvent] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+
+
+class DailyTotal(NamedTuple):
+    tenant_id: str
+    metric: str
+    day: date
+    total: int
+
+
+class BatchTooLarge(InvalidInput):
+    default_code = "batch_too_large"
+
+    def __init__(self, size: int, limit: int = MAX_BATCH) -> None:
+        super().__init__(
+            f"A batch holds at most {limit:,} events; this one has {size:,}. "
+            "Split it into smaller batches and send each one.",
+            field="events",
+            details={"limit": limit, "size": size},
+        )
+
+
+# --- time -------------------------------------------------------------------------------
+
+
+def require_aware(value: datetime, name: str = "datetime") -> datetime:
+    """`value` in UTC; a naive datetime is refused because its zone would be a guess."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware (got naive {value.isoformat()})")
+    return value.astimezone(UTC)
+
+
+def whole_seconds(value: datetime) -> datetime:
+    return value.replace(microsecond=0)
+
+
+def utc_day(moment: datetime) -> date:
+    """The UTC calendar day of an aware datetime: the bucket usage is reported under."""
+    return require_aware(moment).date()
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start, end) of a UTC day."""
+    start = day_start(day)
+    return start, start + timedelta(days=1)
+
+
+def days_between(start: datetime, end: datetime) -> list[date]:
+    """The UTC days that the half-open range [start, end) touches, oldest first."""
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    if end <= start:
+        return []
+    last = (end - timedelta(microseconds=1)).date()
+    return [start.date() + timedelta(days=n) for n in range((last - start.date()).days + 1)]
+
+
+def accepted_window(now: datetime) -> tuple[datetime, datetime]:
+    """Earliest and latest `occurred_at` accepted at `now`, both inclusive."""
+    now = whole_seconds(require_aware(now, "now"))
+    return now - PAST_WINDOW, now + FUTURE_WINDOW
+
+
+def window_error(occurred_at: datetime, now: datetime) -> str | None:
+    """Why `occurred_at` falls outside the window Stripe accepts at `now`, or None if inside."""
+    earliest, latest = accepted_window(now)
+    if occurred_at < earliest:
+        return (
+            f"{occurred_at.isoformat()} is more than 35 days before now "
+            f"({earliest.isoformat()} is the earliest accepted): Stripe meters take events up "
+            "to 35 days old, so this usage can no longer be billed."
+        )
+    if occurred_at > latest:
+        return (
+            f"{occurred_at.isoformat()} is more than 5 minutes after now "
+            f"({latest.isoformat()} is the latest accepted); check the sender's clock and "
+            "time zone."
+        )
+    return None
+
+
+def parse_timestamp(value: object) -> datetime:
+    """ISO 8601 with a UTC offset, or Unix seconds (number or digit string) → aware UTC.
+
+    Raises ValueError with a message that says how to fix the value.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"must be ISO 8601 or Unix seconds, not a boolean ({value})")
+    if isinstance(value, int | float):
+        return _from_unix(value)
+    if not isinstance(value, str):
+        raise ValueError(
+            f"must be an ISO 8601 string or Unix seconds (got {type(value).__name__})"
+        )
+    text = value.strip()
+    if not text:
+        raise ValueError("is empty; send ISO 8601 (2026-05-01T12:00:00Z) or Unix seconds")
+    if _is_number(text):
+        return _from_unix(float(text) if "." in text else int(text))
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not ISO 8601 or Unix seconds; send e.g. 2026-05-01T12:00:00Z "
+            "or 1777636800"
+        ) from None
+    if parsed.tzinfo is None:
+        raise ValueError(
+            f"{text!r} has no UTC offset, so its time zone would be a guess; add 'Z' for UTC "
+            "or an offset such as '+02:00'"
+        )
+    return whole_seconds(parsed.astimezone(UTC))
+
+
+def _is_number(text: str) -> bool:
+    body = text[1:] if text[:1] in "+-" else text
+    whole, _, fraction = body.partition(".")
+    return whole.isdigit() and (fraction == "" or fraction.isdigit())
+
+
+def _from_unix(seconds: float) -> datetime:
+    if isinstance(seconds, float) and not math.isfinite(seconds):
+        raise ValueError(f"{seconds} is not a time; send Unix seconds or ISO 8601")
+    if abs(seconds) >= _MAX_UNIX_SECONDS:
+        raise ValueError(
+            f"{seconds} is too large for Unix seconds; it looks like milliseconds, so divide "
+            "by 1000"
+        )
+    return datetime.fromtimestamp(math.floor(seconds), tz=UTC)
+
+
+# --- parsing ----------------------------------------------------------------------------
+
+
+def parse_event(
+    raw: object, index: int, *, now: datetime, ingested_at: datetime | None = None
+) -> UsageEvent | list[FieldError]:
+    """One raw event (a mapping, e.g. decoded JSON or a CSV row) → an event, or its errors.
+
+    Every bad field is reported, not only the first, so a sender can fix an event at once.
+    Empty strings count as absent (CSV cells), so optional fields take their defaults.
+    """
+    if not isinstance(raw, Mapping):
+        return [FieldError(index, None, f"Each event must be an object with fields "
+                           f"{', '.join(FIELDS[:5])}; got {type(raw).__name__}.")]
+    errors: list[FieldError] = []
+
+    def fail(name: str, message: str) -> None:
+        errors.append(FieldError(index, name, message))
+
+    for key in raw:
+        if key not in FIELDS:
+            fail(str(key), f"Unknown field {key!r}. Allowed fields: {', '.join(FIELDS[:5])} "
+                 "(check the spelling; an unknown field is never ignored, as a misspelt "
+                 "quantity would bill the default of 1).")
+    values = {key: raw[key] for key in FIELDS if not _absent(raw.get(key))}
+
+    event_id = _identifier(values.get("event_id"), "event_id", fail)
+    tenant_id = _identifier(values.get("tenant_id"), "tenant_id", fail)
+
+    metric_raw = values.get("metric", DEFAULT_METRIC)
+    metric: Metric = DEFAULT_METRIC
+    if metric_raw in METRICS:
+        metric = metric_raw
+    else:
+        fail("metric", f"Unknown metric {metric_raw!r}. Valid metrics: {', '.join(METRICS)} "
+             f"(leave it out for {DEFAULT_METRIC}).")
+
+    quantity = _quantity(values.get("quantity", 1), fail)
+
+    occurred_at = None
+    ts_field = TIMESTAMP_FIELD
+    if TIMESTAMP_FIELD in values and "occurred_at" in values:
+        fail("occurred_at", "Send either timestamp or occurred_at, not both.")
+    elif TIMESTAMP_FIELD not in values and "occurred_at" not in values:
+        fail(TIMESTAMP_FIELD, "timestamp is required: when the usage happened, as ISO 8601 "
+             "with an offset (2026-05-01T12:00:00Z) or Unix seconds.")
+    else:
+        ts_field = TIMESTAMP_FIELD if TIMESTAMP_FIELD in values else "occurred_at"
+        try:
+            occurred_at = parse_timestamp(values[ts_field])
+        except ValueError as exc:
+            fail(ts_field, f"{ts_field} {exc}.")
+        else:
+            problem = window_error(occurred_at, now)
+            if problem:
+                fail(ts_field, f"{ts_field} {problem}")
+
+    if errors or event_id is None or tenant_id is None or quantity is None or occurred_at is None:
+        return errors
+    stamp = whole_seconds(require_aware(ingested_at or now, "ingested_at"))
+    return UsageEvent(event_id, tenant_id, metric, quantity, occurred_at, stamp)
+
+
+def parse_batch(
+    raw_events: object,
+    *,
+    now: datetime,
+    ingested_at: datetime | None = None,
+    first_index: int = 0,
+    limit: int = MAX_BATCH,
+) -> ParsedBatch:
+    """Parse a batch, keeping the good events and an error per bad field, by index.
+
+    Raises `BatchTooLarge` above `limit` events and `InvalidInput` if the batch is not a list.
+    """
+    items = batch_items(raw_events, limit)
+    batch = ParsedBatch()
+    for offset, raw in enumerate(items):
+        index = first_index + offset
+        parsed = parse_event(raw, index, now=now, ingested_at=ingested_at)
+        if isinstance(parsed, UsageEvent):
+            batch.events.append(parsed)
+            batch.indexes.append(index)
+        else:
+            batch.errors.extend(parsed)
+    return batch
+
+
+_Fail = Callable[[str, str], None]
+
+
+def batch_items(raw_events: object, limit: int = MAX_BATCH) -> list[object]:
+    """The events of a batch as a list; raises if it is not a list or holds too many."""
+    if isinstance(raw_events, str | bytes | Mapping) or not isinstance(raw_events, Iterable):
+        raise InvalidInput("events must be a list of event objects.", field="events")
+    items = list(raw_events)
+    if len(items) > limit:
+        raise BatchTooLarge(len(items), limit)
+    return items
+
+
+def _absent(value: object) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _identifier(value: object, name: str, fail: _Fail) -> str | None:
+    if value is None:
+        fail(name, f"{name} is required (a non-empty string).")
+        return None
+    if not isinstance(value, str):
+        fail(name, f"{name} must be a string (got {type(value).__name__} {value!r}); send it "
+             "in quotes.")
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        fail(name, f"{name} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}.")
+        return None
+    return value
+
+
+def _quantity(value: object, fail: _Fail) -> int | None:
+    number: int | None = None
+    if _is_int(value):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _is_number(value.strip()) and "." not in value:
+        number = int(value.strip())
+    if number is None:
+        fail("quantity", f"quantity must be a whole number greater than 0 (got {value!r}).")
+        return None
+    if number <= 0:
+        fail("quantity", f"quantity must be greater than 0 (got {number}); leave it out for 1. "
+             "To take usage back, delete the original events instead.")
+        return None
+    if number > MAX_QUANTITY:
+        fail("quantity", f"quantity {number} is above the limit of {MAX_QUANTITY:,} per event; "
+             "split it into several events.")
+        return None
+    return number
+
+
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+# --- buckets ----------------------------------------------------------------------------
+
+
+def first_of_each(events: Iterable[UsageEvent]) -> Iterator[UsageEvent]:
+    """Events with each `event_id` kept once, the first seen winning (as the stores do)."""
+    seen: set[str] = set()
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            yield event
+
+
+def daily_buckets(
+    events: Iterable[UsageEvent], start: datetime | None = None, end: datetime | None = None
+) -> list[DailyTotal]:
+    """Deduplicated totals per (tenant, metric, UTC day), sorted; optionally only [start, end).
+
+    The in-memory twin of `UsageStore.daily_totals`, for small sets and for checking stores.
+    """
+    low = require_aware(start, "start") if start else None
+    high = require_aware(end, "end") if end else None
+    sums: dict[tuple[str, str, date], int] = {}
+    for event in first_of_each(events):
+        if (low and event.occurred_at < low) or (high and event.occurred_at >= high):
+            continue
+        key = (event.tenant_id, event.metric, event.day)
+        sums[key] = sums.get(key, 0) + event.quantity
+    return [DailyTotal(t, m, d, total) for (t, m, d), total in sorted(sums.items())]

@@ -1,0 +1,281 @@
+"""Usage ingestion: raw events (API batches, CSV or JSON-lines files) into the usage store.
+
+Bad events never stop good ones: each problem is reported by index and field and the rest are
+stored. A repeated `event_id` is accepted and counted once (the store dedupes). Files stream in
+chunks of at most one API batch, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from ..domain.errors import InvalidInput
+from ..domain.usage import (
+    FIELDS,
+    MAX_BATCH,
+    TIMESTAMP_FIELD,
+    FieldError,
+    UsageEvent,
+    batch_items,
+    parse_event,
+    whole_seconds,
+)
+from .usage_ports import UsageStore
+
+FileFormat = Literal["csv", "jsonl"]
+# Errors kept in a result; the rest are only counted, so a bad file cannot exhaust memory.
+MAX_REPORTED_ERRORS = 1000
+_SUFFIXES: dict[str, FileFormat] = {
+    ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+}
+
+
+@dataclass
+class IngestResult:
+    """`accepted`: valid events, new or not; `duplicates`: those already stored (or repeated
+    in the input), so `accepted - duplicates` rows were added. `rejected`: events refused;
+    `errors` lists their problems (the first MAX_REPORTED_ERRORS of them)."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    errors: list[FieldError] = field(default_factory=list)
+    rejected: int = 0
+
+    @property
+    def stored(self) -> int:
+        return self.accepted - self.duplicates
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "errors": [error.to_dict() for error in self.errors],
+        }
+
+    def _add(self, other: IngestResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected += other.rejected
+        room = MAX_REPORTED_ERRORS - len(self.errors)
+        self.errors.extend(other.errors[:max(room, 0)])
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    records: int  # events read so far
+    accepted: int
+    duplicates: int
+    rejected: int
+    bytes_read: int
+    bytes_total: int
+
+
+ProgressCallback = Callable[[IngestProgress], None]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UsageIngestService:
+    def __init__(
+        self,
+        store: UsageStore,
+        tenant_exists: Callable[[str], bool],
+        clock: Callable[[], datetime] = _utcnow,
+        *,
+        chunk_size: int = MAX_BATCH,
+    ) -> None:
+        if not 0 < chunk_size <= MAX_BATCH:
+            raise ValueError(f"chunk_size must be between 1 and {MAX_BATCH}")
+        self.store = store
+        self.tenant_exists = tenant_exists
+        self.clock = clock
+        self.chunk_size = chunk_size
+
+    def ingest(self, raw_events: object) -> IngestResult:
+        """One API batch (a list of event objects, or `{"events": [...]}`) of at most 10,000.
+
+        Raises `BatchTooLarge` / `InvalidInput` when the batch itself is unusable.
+        """
+        if isinstance(raw_events, Mapping) and "events" in raw_events:
+            raw_events = raw_events["events"]
+        return self._ingest_chunk(raw_events, first_index=0, tenants={})
+
+    def ingest_file(
+        self,
+        path: str | os.PathLike[str],
+        progress: ProgressCallback | None = None,
+        *,
+        file_format: FileFormat | None = None,
+    ) -> IngestResult:
+        """A CSV (header row with the field names) or JSON-lines file, streamed in chunks.
+
+        `index` in errors counts events from 0 in file order; `line` is the file's line.
+        `progress` is called after each chunk.
+        """
+        path = Path(path)
+        result = IngestResult()
+        tenants: dict[str, bool] = {}
+        with path.open("rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            reader = _LineReader(handle)
+            fmt = file_format or _guess_format(path, handle)
+            records = _csv_records(reader) if fmt == "csv" else _jsonl_records(reader)
+            chunk: list[tuple[int, object]] = []
+            read = 0
+
+            def flush() -> None:
+                first = read - len(chunk)
+                part = self._ingest_chunk([raw for _, raw in chunk], first_index=first,
+                                          tenants=tenants)
+                lines = [line for line, _ in chunk]
+                part.errors = [
+                    replace(e, line=lines[e.index - first]) if e.index is not None else e
+                    for e in part.errors
+                ]
+                result._add(part)
+                chunk.clear()
+                if progress is not None:
+                    progress(IngestProgress(read, result.accepted, result.duplicates,
+                                            result.rejected, reader.bytes_read, size))
+
+            for line, raw in records:
+                chunk.append((line, raw))
+                read += 1
+                if len(chunk) >= self.chunk_size:
+                    flush()
+            if chunk or read == 0:
+                flush()
+        return result
+
+    def _ingest_chunk(
+        self, raw_events: object, *, first_index: int, tenants: dict[str, bool]
+    ) -> IngestResult:
+        items = batch_items(raw_events)
+        now = self.clock()
+        stamp = whole_seconds(now)
+        errors: list[FieldError] = []
+        good: list[UsageEvent] = []
+        for offset, raw in enumerate(items):
+            index = first_index + offset
+            if isinstance(raw, _Unparsable):
+                errors.append(FieldError(index, None, f"This line is {raw}."))
+                continue
+            parsed = parse_event(raw, index, now=now, ingested_at=stamp)
+            if not isinstance(parsed, UsageEvent):
+                errors.extend(parsed)
+                continue
+            known = tenants.get(parsed.tenant_id)
+            if known is None:
+                known = tenants[parsed.tenant_id] = bool(self.tenant_exists(parsed.tenant_id))
+            if known:
+                good.append(parsed)
+            else:
+                errors.append(FieldError(
+                    index, "tenant_id",
+                    f"Unknown tenant: {parsed.tenant_id}. Create it first with POST /customers "
+                    "(or `meterbill tenants create`), then send its usage again.",
+                ))
+        new = self.store.insert(good) if good else 0
+        return IngestResult(
+            accepted=len(good),
+            duplicates=len(good) - new,
+            errors=errors[:MAX_REPORTED_ERRORS],
+            rejected=len({e.index for e in errors}),
+        )
+
+
+# --- file formats -----------------------------------------------------------------------
+
+
+class _LineReader:
+    """Decoded lines of a binary file, counting bytes read for progress."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.bytes_read = 0
+        self.line = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            self.bytes_read += len(raw)
+            self.line += 1
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InvalidInput(
+                    f"Line {self.line} is not UTF-8 text; save the file as UTF-8 and run the "
+                    "import again (events already read were stored; repeated ids count once).",
+                    field="file",
+                ) from None
+            if self.line == 1:
+                text = text.removeprefix("\ufeff")  # a BOM from spreadsheet exports
+            yield text
+
+
+def _guess_format(path: Path, handle: BinaryIO) -> FileFormat:
+    by_suffix = _SUFFIXES.get(path.suffix.lower())
+    if by_suffix:
+        return by_suffix
+    head = handle.read(4096).lstrip(b"\xef\xbb\xbf \t\r\n")
+    handle.seek(0)
+    return "jsonl" if head.startswith(b"{") else "csv"
+
+
+def _jsonl_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
+    for text in reader:
+        if not text.strip():
+            continue
+        try:
+            yield reader.line, json.loads(text)
+        except json.JSONDecodeError as exc:
+            # Not an event object: parse_event reports it with the reason.
+            yield reader.line, _Unparsable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+
+
+def _csv_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
+    rows = csv.reader(reader)
+    header: list[str] | None = None
+    for row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [cell.strip() for cell in row]
+            _check_header(header)
+            continue
+        if len(row) != len(header):
+            yield rows.line_num, _Unparsable(
+                f"has {len(row)} cells but the header has {len(header)} columns")
+            continue
+        yield rows.line_num, dict(zip(header, row, strict=True))
+
+
+def _check_header(header: list[str]) -> None:
+    allowed = ", ".join(FIELDS[:5])
+    for name in header:
+        if name not in FIELDS:
+            raise InvalidInput(f"CSV column {name!r} is not an event field. Columns: {allowed} "
+                               "(metric and quantity optional).", field=name)
+    if len(set(header)) != len(header):
+        raise InvalidInput("The CSV header names a column twice.", field="header")
+    missing = [n for n in ("event_id", "tenant_id") if n not in header]
+    if TIMESTAMP_FIELD not in header and "occurred_at" not in header:
+        missing.append(TIMESTAMP_FIELD)
+    if missing:
+        raise InvalidInput(f"The CSV header lacks {', '.join(missing)}; the first row must "
+                           f"name the columns: {allowed}.", field=missing[0])
+
+
+class _Unparsable(str):
+    """A file line that holds no record; its text says why."""
+
+    __slots__ = ()
