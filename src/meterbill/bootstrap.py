@@ -38,6 +38,8 @@ class Container:
     tenants: TenantService
     sandbox: Any = None  # the stripe_sandbox.Sandbox in sandbox mode, else None
     stripe_client: stripe.StripeClient | None = field(default=None, repr=False)
+    # Webhook intake, processor and workers, built on first use by webhooks_wiring.webhooks_for.
+    webhooks: Any = field(default=None, repr=False)
 
     @property
     def mode(self) -> str:
@@ -59,6 +61,8 @@ class Container:
         self.gateway.ping()
 
     def close(self) -> None:
+        if self.webhooks is not None:
+            self.webhooks.close()
         self.db.dispose()
 
 

@@ -36,6 +36,14 @@ class Settings(BaseSettings):
     upgrade_proration: Literal["always_invoice", "create_prorations"] = "always_invoice"
     default_trial_days: int = 14
     log_level: str = "INFO"
+    # Webhook processing (see services/webhooks/options.py for what each one governs).
+    task_runner: Literal["inline", "celery"] = "inline"
+    celery_broker_url: str | None = None
+    webhook_max_body_bytes: int = 512 * 1024
+    webhook_tolerance_seconds: int = 300
+    webhook_rate_limit_per_minute: int = 1200
+    webhook_max_attempts: int = 8
+    webhook_workers: int = 4
 
     @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
                      mode="before")
@@ -71,7 +79,7 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name in _SECRET_FIELDS:
                 shown = redact(value.get_secret_value()) if value is not None else "(not set)"
-            elif name == "database_url":
+            elif name in ("database_url", "celery_broker_url") and value is not None:
                 shown = redact_url(value)
             elif value is None:
                 shown = "(not set)"

@@ -26,9 +26,9 @@ def _insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, A
         statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
     else:  # pragma: no cover - only SQLite and PostgreSQL are supported
         raise NotImplementedError(f"unsupported database dialect {dialect}")
-    result = session.execute(statement)
-    assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    # psycopg reports rowcount -1 for ON CONFLICT DO NOTHING; RETURNING says it on both databases.
+    result = session.execute(statement.returning(*table.primary_key.columns))
+    return result.first() is not None
 
 
 class TenantRepository:

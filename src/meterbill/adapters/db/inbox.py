@@ -1,0 +1,255 @@
+"""The webhook inbox: every Stripe event we accepted, and what became of it.
+
+The inbox is the source of truth for webhook processing. The endpoint inserts a row and commits
+before it answers Stripe; workers claim rows with a lease, so two workers never handle the same
+row at once; a sweep finds rows that were never handled (a lost task, a killed worker).
+
+Every state change is one UPDATE whose WHERE clause states what the row must look like, and the
+caller checks the rowcount: the database arbitrates races on SQLite and PostgreSQL alike.
+
+`billing_notices` is a small outbox: things people must hear about (a trial ending without a
+card, an invoice that failed to finalize). Each has a `dedupe_key`, so a replayed event cannot
+record it twice; the dunning and notification work sends them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    CursorResult,
+    Index,
+    Integer,
+    String,
+    Text,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from .models import Base, UTCDateTime, utcnow
+
+# received: stored, not yet tried; processing: claimed by a worker (see claimed_until);
+# handled / ignored: done; failed: an attempt failed, retried at next_attempt_at;
+# dead: gave up after the attempt limit; parked: its customer never showed up.
+STATUSES = ("received", "processing", "handled", "ignored", "failed", "dead", "parked")
+DONE = ("handled", "ignored")
+RUNNABLE = ("received", "failed")
+
+
+class WebhookEvent(Base):
+    __tablename__ = "webhook_events"
+    __table_args__ = (Index("ix_webhook_events_status_next", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(255), unique=True)
+    type: Mapped[str] = mapped_column(String(128), index=True)
+    object_id: Mapped[str | None] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(UTCDateTime())  # Stripe's `created`
+    payload: Mapped[str] = mapped_column(Text)  # the raw body, exactly as signed
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="received")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(Text)  # what the handler did, for `webhooks show`
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class BillingNotice(Base):
+    __tablename__ = "billing_notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(128))
+    event_id: Mapped[str | None] = mapped_column(String(255))
+    detail: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+def _dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that can say ON CONFLICT DO NOTHING on this database.
+
+    Whether a row was inserted is read from RETURNING, never from the rowcount: psycopg reports
+    -1 as the rowcount of such an insert.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"unsupported database dialect {dialect}")  # pragma: no cover
+
+
+def _rowcount(result: Any) -> int:
+    assert isinstance(result, CursorResult)
+    return result.rowcount
+
+
+class InboxRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # --- intake ------------------------------------------------------------------------------
+
+    def insert_many(self, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
+        """Store many events in one statement, skipping those already stored (or repeated in
+        `rows`); {event_id: row id} of the ones this call stored."""
+        if not rows:
+            return {}
+        table = WebhookEvent.__table__
+        now = utcnow()
+        values = [{"status": "received", "attempts": 0, "received_at": now, "handled_at": None,
+                   "note": None, **row}
+                  for row in {row["event_id"]: row for row in reversed(rows)}.values()]
+        statement = (_dialect_insert(self.session, table).values(values).on_conflict_do_nothing()
+                     .returning(table.c.event_id, table.c.id))
+        return {event_id: row_id for event_id, row_id in self.session.execute(statement)}
+
+    def get(self, row_id: int) -> WebhookEvent | None:
+        return self.session.get(WebhookEvent, row_id)
+
+    def by_event_id(self, event_id: str) -> WebhookEvent | None:
+        query = select(WebhookEvent).where(WebhookEvent.event_id == event_id)
+        return self.session.scalars(query).one_or_none()
+
+    def find(self, key: str) -> WebhookEvent | None:
+        """A row by inbox id (digits) or Stripe event id (`evt_...`)."""
+        return self.get(int(key)) if key.isdigit() else self.by_event_id(key)
+
+    def known_event_ids(self, event_ids: Iterable[str]) -> set[str]:
+        ids = list(event_ids)
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):  # keep each IN (...) list short
+            chunk = ids[start:start + 500]
+            query = select(WebhookEvent.event_id).where(WebhookEvent.event_id.in_(chunk))
+            found.update(self.session.scalars(query))
+        return found
+
+    # --- claiming and finishing --------------------------------------------------------------
+
+    def claim(self, row_id: int, worker: str, *, now: datetime, lease: timedelta) -> bool:
+        """Take the row for `worker` until now + lease; False when it is not ours to take.
+
+        A row can be taken when it is waiting (received, or failed and due) or when another
+        worker's lease ran out (that worker died or hung). Finished rows are never taken:
+        `requeue` them first (a manual replay).
+        """
+        lease_expired = and_(WebhookEvent.status == "processing",
+                             WebhookEvent.claimed_until < now)
+        due = or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now)
+        takeable = or_(and_(WebhookEvent.status.in_(RUNNABLE), due), lease_expired)
+        result = self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, takeable)
+            .values(status="processing", claimed_by=worker, claimed_until=now + lease,
+                    attempts=WebhookEvent.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
+
+    def finish(self, row_id: int, worker: str, *, status: str, now: datetime,
+               note: str | None) -> bool:
+        """Mark our claimed row handled/ignored; False if we lost the claim meanwhile."""
+        assert status in DONE
+        return self._release(row_id, worker, status=status, handled_at=now, note=note,
+                             last_error=None, traceback=None, next_attempt_at=None)
+
+    def fail(self, row_id: int, worker: str, *, status: str, error: str, traceback: str | None,
+             next_attempt_at: datetime | None) -> bool:
+        """Record a failed attempt on our claimed row (status failed, dead or parked)."""
+        assert status in ("failed", "dead", "parked")
+        return self._release(row_id, worker, status=status, last_error=error,
+                             traceback=traceback, next_attempt_at=next_attempt_at)
+
+    def _release(self, row_id: int, worker: str, **values: Any) -> bool:
+        result = self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.status == "processing",
+                   WebhookEvent.claimed_by == worker)
+            .values(claimed_by=None, claimed_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
+
+    def requeue(self, row_id: int) -> bool:
+        """Make a finished, failed, dead or parked row run again (not one being processed)."""
+        result = self.session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == row_id, WebhookEvent.status != "processing")
+            .values(status="received", next_attempt_at=None, attempts=0)
+            .execution_options(synchronize_session=False)
+        )
+        return _rowcount(result) == 1
+
+    # --- what needs doing --------------------------------------------------------------------
+
+    def due_ids(self, *, now: datetime, received_before: datetime,
+                limit: int = 500) -> list[int]:
+        """Rows a sweep should dispatch: received a while ago and still waiting, failed rows
+        whose retry is due, and rows whose worker's lease ran out."""
+        query = (
+            select(WebhookEvent.id)
+            .where(or_(
+                and_(WebhookEvent.status == "received",
+                     WebhookEvent.received_at <= received_before),
+                and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at <= now),
+                and_(WebhookEvent.status == "processing", WebhookEvent.claimed_until < now),
+            ))
+            .order_by(WebhookEvent.created, WebhookEvent.id)
+            .limit(limit)
+        )
+        return list(self.session.scalars(query))
+
+    def ids_with_status(self, statuses: Sequence[str], limit: int = 1000) -> list[int]:
+        query = (select(WebhookEvent.id).where(WebhookEvent.status.in_(statuses))
+                 .order_by(WebhookEvent.created, WebhookEvent.id).limit(limit))
+        return list(self.session.scalars(query))
+
+    def recent(self, *, status: str | None = None, type: str | None = None,
+               limit: int = 50) -> Sequence[WebhookEvent]:
+        query = select(WebhookEvent)
+        if status:
+            query = query.where(WebhookEvent.status == status)
+        if type:
+            query = query.where(WebhookEvent.type == type)
+        query = query.order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc())
+        return self.session.scalars(query.limit(limit)).all()
+
+    def counts(self) -> dict[str, int]:
+        """Rows per status (every status present, zero included): the inbox gauges."""
+        query = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+        found = {status: int(count) for status, count in self.session.execute(query)}
+        return {status: found.get(status, 0) for status in STATUSES}
+
+
+class NoticeRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(self, *, dedupe_key: str, kind: str, detail: str, tenant_id: str | None = None,
+               event_id: str | None = None) -> bool:
+        """Add a notice unless one with `dedupe_key` exists; True when this call added it."""
+        table = BillingNotice.__table__
+        statement = _dialect_insert(self.session, table).values(
+            dedupe_key=dedupe_key, kind=kind, tenant_id=tenant_id, event_id=event_id,
+            detail=detail, created_at=utcnow(),
+        ).on_conflict_do_nothing().returning(table.c.id)
+        return self.session.execute(statement).first() is not None
+
+    def all(self, kind: str | None = None) -> Sequence[BillingNotice]:
+        query = select(BillingNotice).order_by(BillingNotice.id)
+        if kind:
+            query = query.where(BillingNotice.kind == kind)
+        return self.session.scalars(query).all()

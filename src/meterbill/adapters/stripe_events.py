@@ -1,0 +1,140 @@
+"""Stripe for webhook processing: signature checks and re-reading the objects events name.
+
+`StripeSignatureVerifier` uses stripe-python's own `WebhookSignature.verify_header` (HMAC-SHA256
+over `"{t}.{body}"`, constant-time compare, timestamp tolerance) against each configured secret
+in turn, so an endpoint secret can be rolled: Stripe signs with the old and the new secret while
+both are live, and we accept either.
+
+`StripeEvents` implements `services.webhooks.ports.StripeEventsPort` on the same `StripeClient`
+as the gateway (built once in bootstrap).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import stripe
+
+from ..services.ports import SubscriptionRecord
+from ..services.webhooks.ports import (
+    InvalidSignature,
+    InvoiceRecord,
+    PaymentMethodRecord,
+    StripeEventRecord,
+    VerifiedEvent,
+    parse_event,
+)
+from . import stripe_records as records
+from .stripe_gateway import StripeGateway, stripe_errors
+
+DEFAULT_TOLERANCE_SECONDS = 300  # Stripe's own default
+
+
+class StripeSignatureVerifier:
+    def __init__(self, secrets: Sequence[str],
+                 tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS) -> None:
+        self.secrets = [s for s in secrets if s]
+        self.tolerance = tolerance_seconds
+
+    def verify(self, payload: bytes, signature_header: str | None) -> VerifiedEvent:
+        if not self.secrets:
+            raise InvalidSignature("no webhook signing secret is configured "
+                                   "(set STRIPE_WEBHOOK_SECRET)")
+        if not signature_header:
+            raise InvalidSignature("missing Stripe-Signature header")
+        reason = "signature mismatch"
+        for secret in self.secrets:
+            try:
+                stripe.WebhookSignature.verify_header(payload, signature_header, secret,
+                                                      self.tolerance)
+                break
+            except stripe.SignatureVerificationError as error:
+                # Stripe's messages name the problem (timestamp, scheme) and never the body.
+                reason = str(error.user_message or error)
+        else:
+            raise InvalidSignature(reason)
+        return parse_event(payload)
+
+
+def _data(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
+    # Since API 2025-03-31 the subscription is under parent.subscription_details.
+    parent = data.get("parent") or {}
+    details = parent.get("subscription_details") or {}
+    subscription = records.ref(details.get("subscription")) or records.ref(
+        data.get("subscription"))
+    transitions = data.get("status_transitions") or {}
+    return InvoiceRecord(
+        id=data["id"],
+        customer_id=records.ref(data.get("customer")) or "",
+        subscription_id=subscription,
+        status=data.get("status") or "draft",
+        attempt_count=int(data.get("attempt_count") or 0),
+        amount_due=int(data.get("amount_due") or 0),
+        amount_paid=int(data.get("amount_paid") or 0),
+        currency=data.get("currency") or "usd",
+        billing_reason=data.get("billing_reason"),
+        period_start=records.timestamp(data.get("period_start")),
+        period_end=records.timestamp(data.get("period_end")),
+        paid_at=records.timestamp(transitions.get("paid_at")),
+        next_payment_attempt=records.timestamp(data.get("next_payment_attempt")),
+        created=records.timestamp(data.get("created")),
+    )
+
+
+class StripeEvents:
+    """`StripeEventsPort` over the gateway's client."""
+
+    def __init__(self, gateway: StripeGateway) -> None:
+        self.gateway = gateway
+        self.client = gateway.client
+
+    def retrieve_invoice(self, invoice_id: str) -> InvoiceRecord:
+        with stripe_errors(f"retrieve invoice {invoice_id}"):
+            obj = self.client.v1.invoices.retrieve(invoice_id)
+        return invoice_record(_data(obj))
+
+    def retrieve_subscription(self, subscription_id: str) -> SubscriptionRecord:
+        return self.gateway.retrieve_subscription(subscription_id)
+
+    def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodRecord:
+        with stripe_errors(f"retrieve payment method {payment_method_id}"):
+            obj = self.client.v1.payment_methods.retrieve(payment_method_id)
+        data = _data(obj)
+        card = data.get("card") or {}
+        return PaymentMethodRecord(id=data["id"], customer_id=records.ref(data.get("customer")),
+                                   type=data.get("type") or "card",
+                                   card_brand=card.get("brand"), card_last4=card.get("last4"))
+
+    def payment_method_on_file(self, customer_id: str) -> bool:
+        customer = self.gateway.retrieve_customer(customer_id)
+        if customer.default_payment_method:
+            return True
+        return bool(self.gateway.list_payment_method_ids(customer_id, limit=1))
+
+    def list_events(self, *, since: datetime) -> Iterator[StripeEventRecord]:
+        # Stripe lists newest first; we collect the window and hand it back oldest first.
+        found: list[StripeEventRecord] = []
+        params: dict[str, Any] = {"limit": 100, "created": {"gte": int(since.timestamp())}}
+        while True:
+            with stripe_errors("list events"):
+                page = self.client.v1.events.list(params=params)  # type: ignore[arg-type]
+            # The raw JSON as Stripe sent it (stripe-python's objects turn decimal strings
+            # into Decimal), so a caught-up event is stored exactly as a delivered one.
+            raw = json.loads(page.last_response.body) if page.last_response else None
+            for data in raw["data"] if raw else [_data(e) for e in page.data]:
+                created = records.timestamp(data.get("created"))
+                assert created is not None
+                found.append(StripeEventRecord(id=data["id"], type=data["type"],
+                                               created=created, payload=json.dumps(data)))
+            if not page.has_more or not page.data:
+                break
+            params["starting_after"] = page.data[-1].id
+        found.sort(key=lambda e: (e.created, e.id))
+        yield from found

@@ -1,0 +1,1 @@
+"""Task runners behind `services.webhooks.ports.TaskRunner`: inline threads, or Celery."""

@@ -1,0 +1,70 @@
+"""`customer.subscription.created/updated/deleted`: copy Stripe's CURRENT subscription onto our
+row and the tenant's.
+
+The event's own copy is only a hint of which subscription changed: the handler re-reads it, so
+an `updated` event that arrives after a newer change (or after the deletion) writes the newer
+state, and handling the same event twice writes the same thing twice.
+"""
+
+from __future__ import annotations
+
+from ....adapters.db.models import Subscription, Tenant, utcnow
+from ....adapters.db.repositories import SubscriptionRepository
+from ....domain.policies import access_for, is_live
+from ...ports import SubscriptionRecord
+from ..context import HandlerContext, InboxEvent
+
+
+def handle_subscription_event(ctx: HandlerContext, event: InboxEvent) -> str:
+    tenant = ctx.tenant_for_customer(event.customer_id)
+    record = ctx.stripe.retrieve_subscription(event.object_id)
+    return sync_subscription(ctx, tenant, record)
+
+
+def plan_of(ctx: HandlerContext, record: SubscriptionRecord, fallback: str | None) -> str | None:
+    """The plan key: what meterbill wrote in the metadata, else the base price's lookup key."""
+    key = record.metadata.get("plan_type")
+    if key and key in ctx.catalog.keys():
+        return key
+    for item in record.items:
+        plan = ctx.catalog.plan_for_lookup_key(item.price_lookup_key or "")
+        if plan is not None:
+            return plan.key
+    return fallback
+
+
+def sync_subscription(ctx: HandlerContext, tenant: Tenant, record: SubscriptionRecord) -> str:
+    repo = SubscriptionRepository(ctx.session)
+    row = repo.get(record.id)
+    plan = plan_of(ctx, record, row.plan_type if row else None)
+    if row is None:
+        if plan is None:
+            return f"subscription {record.id} has no meterbill plan; left alone"
+        row = repo.add(Subscription(
+            id=record.id, tenant_id=tenant.tenant_id, customer_id=record.customer_id,
+            plan_type=plan, status=record.status, revision=0, cancel_at_period_end=False,
+            created_at=utcnow(), updated_at=utcnow()))
+    elif plan is not None:
+        row.plan_type = plan
+    row.status = record.status
+    row.trial_end = record.trial_end
+    row.current_period_start = record.current_period_start
+    row.current_period_end = record.current_period_end
+    row.cancel_at_period_end = record.cancel_at_period_end
+    row.canceled_at = record.canceled_at
+    row.latest_invoice = record.latest_invoice
+    row.updated_at = utcnow()
+    # The tenant mirrors its current subscription only: an old, canceled subscription's event
+    # must not take over a tenant that has moved on to a live one.
+    if tenant.stripe_subscription_id in (None, record.id) or not is_live(tenant.billing_status):
+        tenant.stripe_subscription_id = record.id
+        tenant.current_plan = row.plan_type
+        tenant.billing_status = record.status
+        decision = access_for(record.status, soft_suspended=tenant.soft_suspended)
+        tenant.api_access_enabled = decision.api_access_enabled
+        tenant.rate_limit_multiplier = decision.rate_limit_multiplier
+        tenant.updated_at = utcnow()
+        return (f"tenant {tenant.tenant_id}: subscription {record.id} {record.status}, plan "
+                f"{row.plan_type}, cancel_at_period_end={record.cancel_at_period_end}")
+    return (f"subscription {record.id} {record.status} recorded; tenant {tenant.tenant_id} "
+            f"follows {tenant.stripe_subscription_id}")

@@ -1,0 +1,139 @@
+"""Process one inbox row: claim it, run its handler, record the outcome.
+
+1. Claim (committed on its own): the row becomes `processing`, owned by this worker until the
+   lease ends. A row another worker holds, or one already handled, is skipped.
+2. Handle, in one transaction with the handled mark: the handler's writes commit only if this
+   worker still owns the row, so a worker that was presumed dead and raced its replacement
+   changes nothing.
+3. On error: the message and traceback go on the row and it is retried after a backoff, up to
+   `max_attempts` attempts, then it is `dead` (logged as an alert; `counts()["dead"]` is the
+   gauge). An event for a customer no tenant has is retried for `unknown_customer_hours`, then
+   `parked`. A worker killed mid-handling leaves a claimed row whose lease runs out; the sweep
+   hands it to another worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import traceback as tb
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ...adapters.db.inbox import InboxRepository
+from ...adapters.db.models import utcnow
+from ...adapters.db.session import Database
+from ...domain.plans import Catalog
+from .context import HandlerContext, InboxEvent, UnknownCustomer
+from .handlers import HANDLERS, Handler
+from .options import WebhookOptions
+from .ports import DunningPort, StripeEventsPort, UsageFlushPort
+
+log = logging.getLogger("meterbill.webhooks")
+
+Clock = Callable[[], datetime]
+
+
+class LeaseLost(Exception):
+    """Another worker took the row while this one was handling it."""
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    row_id: int
+    outcome: str  # handled, ignored, failed, dead, parked, skipped, lost
+    detail: str = ""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class WebhookProcessor:
+    def __init__(self, db: Database, stripe: StripeEventsPort, catalog: Catalog,
+                 dunning: DunningPort, usage: UsageFlushPort, options: WebhookOptions, *,
+                 handlers: Mapping[str, Handler] = HANDLERS, clock: Clock = utcnow,
+                 worker: str | None = None) -> None:
+        self.db = db
+        self.stripe = stripe
+        self.catalog = catalog
+        self.dunning = dunning
+        self.usage = usage
+        self.options = options
+        self.handlers = handlers
+        self.clock = clock
+        self.worker = worker or worker_name()
+
+    def process(self, row_id: int) -> ProcessResult:
+        now = self.clock()
+        with self.db.session() as session:
+            if not InboxRepository(session).claim(row_id, self.worker, now=now,
+                                                  lease=self.options.lease):
+                return ProcessResult(row_id, "skipped", "not due, or claimed elsewhere")
+        with self.db.session() as session:
+            row = InboxRepository(session).get(row_id)
+            assert row is not None
+            event = InboxEvent.parse(row.id, row.payload)
+            attempts, received_at = row.attempts, row.received_at
+        handler = self.handlers.get(event.type)
+        try:
+            with self.db.session() as session:
+                if handler is None:
+                    status, note = "ignored", f"no handler for {event.type}"
+                else:
+                    context = HandlerContext(session, self.stripe, self.catalog, self.dunning,
+                                             self.usage)
+                    status, note = "handled", handler(context, event)
+                repo = InboxRepository(session)
+                if not repo.finish(row_id, self.worker, status=status, now=self.clock(),
+                                   note=note):
+                    raise LeaseLost(f"row {row_id} was taken over by another worker")
+        except LeaseLost as lost:
+            log.warning("webhook %s (%s): %s; its changes were rolled back", event.id,
+                        event.type, lost)
+            return ProcessResult(row_id, "lost", str(lost))
+        except UnknownCustomer as error:
+            return self._unknown_customer(row_id, event, error, received_at)
+        except Exception as error:  # any handler failure is recorded and retried
+            return self._failed(row_id, event, error, attempts)
+        log.info("webhook %s (%s) %s: %s", event.id, event.type, status, note)
+        return ProcessResult(row_id, status, note)
+
+    def _failed(self, row_id: int, event: InboxEvent, error: Exception,
+                attempts: int) -> ProcessResult:
+        message = f"{type(error).__name__}: {error}"
+        trace = "".join(tb.format_exception(error))
+        dead = attempts >= self.options.max_attempts
+        retry_at = None if dead else self.clock() + self.options.retry_delay(attempts)
+        self._release(row_id, status="dead" if dead else "failed", error=message, trace=trace,
+                      retry_at=retry_at)
+        if dead:
+            log.error("ALERT: webhook %s (%s) is dead after %d attempts: %s. Fix the cause, "
+                      "then `meterbill webhooks replay %s`.", event.id, event.type, attempts,
+                      message, event.id)
+            return ProcessResult(row_id, "dead", message)
+        log.warning("webhook %s (%s) attempt %d failed: %s; retry at %s", event.id, event.type,
+                    attempts, message, retry_at)
+        return ProcessResult(row_id, "failed", message)
+
+    def _unknown_customer(self, row_id: int, event: InboxEvent, error: UnknownCustomer,
+                          received_at: datetime) -> ProcessResult:
+        give_up_at = received_at + timedelta(hours=self.options.unknown_customer_hours)
+        now = self.clock()
+        if now >= give_up_at:
+            self._release(row_id, status="parked", error=str(error), trace=None, retry_at=None)
+            log.warning("webhook %s (%s) parked: %s", event.id, event.type, error)
+            return ProcessResult(row_id, "parked", str(error))
+        # Retry soon (our own write may be in flight), at most at the give-up time.
+        retry_at = min(now + timedelta(seconds=self.options.retry_base_seconds), give_up_at)
+        self._release(row_id, status="failed", error=str(error), trace=None, retry_at=retry_at)
+        return ProcessResult(row_id, "failed", str(error))
+
+    def _release(self, row_id: int, *, status: str, error: str, trace: str | None,
+                 retry_at: datetime | None) -> None:
+        with self.db.session() as session:
+            InboxRepository(session).fail(row_id, self.worker, status=status, error=error,
+                                          traceback=trace, next_attempt_at=retry_at)
