@@ -133,6 +133,17 @@ def subscriptions_change_plan(
              key_values(None, data["subscription"]))
 
 
+@subscriptions_app.command("apply-due-changes")
+def subscriptions_apply_due_changes(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Apply downgrades whose period has ended in Stripe (run it hourly, e.g. from cron)."""
+    cli = cli_context(ctx)
+    with reported(as_json), cli.container(needs_stripe=True) as container:
+        applied = [change.to_dict() for change in container.subscriptions.apply_due_plan_changes()]
+        rows = [(c["subscription"]["id"], c["from_plan"], c["to_plan"]) for c in applied]
+        show({"applied": applied, "count": len(applied)}, as_json,
+             table(f"Plan changes applied ({len(rows)})", ("subscription", "from", "to"), rows))
+
+
 def _customer_of(container: Any, tenant_id: str) -> str | None:
     try:
         summary = container.tenants.get(tenant_id)
