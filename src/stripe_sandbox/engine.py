@@ -214,7 +214,8 @@ class Sandbox:
         if not key:
             raise AuthenticationError(
                 "You did not provide an API key. You need to provide your API key in the "
-                "Authorization header, using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
+                "Authorization header, using Bearer auth "
+                "(e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
             )
         if not (key.startswith("sk_test_") or key.startswith("rk_test_")):
             shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:]

@@ -58,7 +58,9 @@ def paginate(objs: Iterable[dict[str, Any]], params: dict[str, Any], url: str) -
     return {"object": "list", "data": page, "has_more": has_more, "url": url}
 
 
-def created_filter(params: dict[str, Any], field: str = "created") -> Callable[[dict[str, Any]], bool]:
+def created_filter(
+    params: dict[str, Any], field: str = "created"
+) -> Callable[[dict[str, Any]], bool]:
     """`created=123` or `created[gte]=...&created[lt]=...`."""
     spec = params.get(field)
     if spec in (None, ""):

@@ -25,7 +25,8 @@ def test_search_by_metadata_and_email(client: stripe.StripeClient) -> None:
     client.v1.customers.create(params={"email": "x@b.c", "metadata": {"tenant_id": "t2"}})
     found = client.v1.customers.search(params={"query": "metadata['tenant_id']:'t1'"})
     assert [c.id for c in found.data] == [a.id]
-    assert [c.id for c in client.v1.customers.search(params={"query": "email:'a@b.c'"}).data] == [a.id]
+    by_email = client.v1.customers.search(params={"query": "email:'a@b.c'"})
+    assert [c.id for c in by_email.data] == [a.id]
 
 
 def test_list_filters_and_paginates(client: stripe.StripeClient) -> None:
