@@ -208,7 +208,7 @@ class SubscriptionService:
             row.overage_item_id = overage_item.id if overage_item else None
             tenant = tenants.get(tenant_id)
             assert tenant is not None
-            _apply(row, tenant, record)
+            apply_subscription_record(row, tenant, record)
             session.flush()
             return subscription_view(row)
 
@@ -372,12 +372,15 @@ class SubscriptionService:
                 row.pending_plan, row.pending_plan_at = None, None
             if bump:
                 row.revision += 1
-            _apply(row, tenant, record)
+            apply_subscription_record(row, tenant, record)
             session.flush()
             return subscription_view(row)
 
 
-def _apply(row: Subscription, tenant: Tenant, record: SubscriptionRecord) -> None:
+def apply_subscription_record(row: Subscription, tenant: Tenant,
+                              record: SubscriptionRecord) -> bool:
+    """Copy Stripe's subscription onto our row, and onto the tenant when it is the tenant's
+    current one; True when the tenant follows this subscription. Shared with the webhooks."""
     row.status = record.status
     row.trial_end = record.trial_end
     row.current_period_start = record.current_period_start
@@ -395,6 +398,8 @@ def _apply(row: Subscription, tenant: Tenant, record: SubscriptionRecord) -> Non
         tenant.api_access_enabled = decision.api_access_enabled
         tenant.rate_limit_multiplier = decision.rate_limit_multiplier
         tenant.updated_at = utcnow()
+        return True
+    return False
 
 
 def _bad_payment_method(message: str, error: MeterbillError) -> InvalidInput:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from ....adapters.db.models import Subscription, Tenant, utcnow
 from ....adapters.db.repositories import SubscriptionRepository
-from ....domain.policies import access_for, is_live
 from ...ports import SubscriptionRecord
+from ...subscriptions import apply_subscription_record
 from ..context import HandlerContext, InboxEvent
 
 
@@ -46,24 +46,7 @@ def sync_subscription(ctx: HandlerContext, tenant: Tenant, record: SubscriptionR
             created_at=utcnow(), updated_at=utcnow()))
     elif plan is not None:
         row.plan_type = plan
-    row.status = record.status
-    row.trial_end = record.trial_end
-    row.current_period_start = record.current_period_start
-    row.current_period_end = record.current_period_end
-    row.cancel_at_period_end = record.cancel_at_period_end
-    row.canceled_at = record.canceled_at
-    row.latest_invoice = record.latest_invoice
-    row.updated_at = utcnow()
-    # The tenant mirrors its current subscription only: an old, canceled subscription's event
-    # must not take over a tenant that has moved on to a live one.
-    if tenant.stripe_subscription_id in (None, record.id) or not is_live(tenant.billing_status):
-        tenant.stripe_subscription_id = record.id
-        tenant.current_plan = row.plan_type
-        tenant.billing_status = record.status
-        decision = access_for(record.status, soft_suspended=tenant.soft_suspended)
-        tenant.api_access_enabled = decision.api_access_enabled
-        tenant.rate_limit_multiplier = decision.rate_limit_multiplier
-        tenant.updated_at = utcnow()
+    if apply_subscription_record(row, tenant, record):
         return (f"tenant {tenant.tenant_id}: subscription {record.id} {record.status}, plan "
                 f"{row.plan_type}, cancel_at_period_end={record.cancel_at_period_end}")
     return (f"subscription {record.id} {record.status} recorded; tenant {tenant.tenant_id} "
