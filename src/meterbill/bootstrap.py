@@ -7,6 +7,7 @@ the gateway talks to an in-process `stripe_sandbox.Sandbox` (imported lazily, on
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,8 @@ from .services.catalog_sync import CatalogSyncService
 from .services.customers import CustomerService
 from .services.subscriptions import SubscriptionPolicy, SubscriptionService
 from .services.tenants import TenantService
+from .services.usage_ingest import UsageIngestService
+from .services.usage_ports import UsageStore
 
 log = logging.getLogger("meterbill")
 
@@ -40,6 +43,25 @@ class Container:
     stripe_client: stripe.StripeClient | None = field(default=None, repr=False)
     # Webhook intake, processor and workers, built on first use by webhooks_wiring.webhooks_for.
     webhooks: Any = field(default=None, repr=False)
+    # The usage store opens on first use: a DuckDB file admits one process, so commands that
+    # never touch usage must not take it.
+    _usage_store: UsageStore | None = field(default=None, repr=False)
+    _usage_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def usage_store(self) -> UsageStore:
+        with self._usage_lock:
+            if self._usage_store is None:
+                from .adapters.usage import open_usage_store
+
+                self._usage_store = open_usage_store(
+                    self.settings.usage_store_url,
+                    clickhouse_source=self.settings.usage_source())
+            return self._usage_store
+
+    @property
+    def usage_ingest(self) -> UsageIngestService:
+        return UsageIngestService(self.usage_store, self.tenants.exists)
 
     @property
     def mode(self) -> str:
@@ -63,6 +85,10 @@ class Container:
     def close(self) -> None:
         if self.webhooks is not None:
             self.webhooks.close()
+        with self._usage_lock:
+            if self._usage_store is not None:
+                self._usage_store.close()
+                self._usage_store = None
         self.db.dispose()
 
 

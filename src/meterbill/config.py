@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     webhook_rate_limit_per_minute: int = 1200
     webhook_max_attempts: int = 8
     webhook_workers: int = 4
+    # Usage store (see adapters/usage/__init__.py for the URL forms).
+    usage_store_url: str = "duckdb:///var/usage.duckdb"
+    # ClickHouse only: an existing events table to read as well (the seeds' `usage_events`).
+    usage_source_table: str | None = None
+    usage_source_tenant_column: str = "tenant_id"
+    usage_source_timestamp_column: str = "timestamp"
+    usage_source_event_id_column: str = "query_id"
+    usage_source_tokens_column: str | None = "tokens_used"
 
     @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
                      mode="before")
@@ -52,7 +60,8 @@ class Settings(BaseSettings):
         # `STRIPE_SECRET_KEY=` in a .env file means "not set", not "the empty key".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file", mode="before")
+    @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file",
+                     "usage_source_table", "usage_source_tokens_column", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -72,6 +81,18 @@ class Settings(BaseSettings):
         key = self.stripe_secret_key.get_secret_value()
         return "live" if key.startswith(("sk_live_", "rk_live_")) else "test"
 
+    def usage_source(self) -> dict[str, str | None] | None:
+        """The existing ClickHouse events table to read, as `SourceTable` fields, or None."""
+        if self.usage_source_table is None:
+            return None
+        return {
+            "table": self.usage_source_table,
+            "tenant_id": self.usage_source_tenant_column,
+            "occurred_at": self.usage_source_timestamp_column,
+            "event_id": self.usage_source_event_id_column,
+            "tokens": self.usage_source_tokens_column,
+        }
+
     def describe(self) -> list[tuple[str, str]]:
         """Every setting as (ENV_NAME, value) with secrets and database passwords redacted."""
         rows: list[tuple[str, str]] = []
@@ -79,7 +100,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name in _SECRET_FIELDS:
                 shown = redact(value.get_secret_value()) if value is not None else "(not set)"
-            elif name in ("database_url", "celery_broker_url") and value is not None:
+            elif name in ("database_url", "celery_broker_url", "usage_store_url") \
+                    and value is not None:
                 shown = redact_url(value)
             elif value is None:
                 shown = "(not set)"

@@ -69,6 +69,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "upgrade_proration": "always_invoice",
         "default_trial_days": 14,
         "log_level": "INFO",
+        "usage_store_url": "duckdb:///:memory:",
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

@@ -62,6 +62,10 @@ class TenantService:
             pending_plan=subscription.pending_plan if subscription else None,
         )
 
+    def exists(self, tenant_id: str) -> bool:
+        with self.db.session() as session:
+            return TenantRepository(session).get(tenant_id) is not None
+
     def list(self) -> list[TenantView]:
         with self.db.session() as session:
             return [tenant_view(row) for row in TenantRepository(session).all()]

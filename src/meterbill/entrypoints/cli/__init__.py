@@ -9,7 +9,7 @@ import typer
 
 from meterbill.entrypoints import worker
 
-from . import admin, billing, server, webhooks
+from . import admin, billing, server, usage, webhooks
 from .context import CliContext
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(admin.catalog_app, name="catalog")
 app.add_typer(billing.tenants_app, name="tenants")
 app.add_typer(billing.subscriptions_app, name="subscriptions")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
+app.add_typer(usage.usage_app, name="usage")
 app.command("worker")(worker.worker)
 
 
