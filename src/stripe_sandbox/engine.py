@@ -293,8 +293,13 @@ class Sandbox:
         return Response(response.status, response.body, headers)
 
     def _expire_keys(self) -> None:
+        # Keys are stored only when absent, so the dict is in time order: drop from the front
+        # until a live one (a scan of every key made each keyed request O(keys)).
         horizon = time.time() - self.config.idempotency_ttl_seconds
-        for key in [k for k, (t, _, _) in self.idempotency.items() if t < horizon]:
+        while self.idempotency:
+            key = next(iter(self.idempotency))
+            if self.idempotency[key][0] >= horizon:
+                break
             del self.idempotency[key]
 
 

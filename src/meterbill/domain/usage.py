@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal, NamedTuple, TypeGuard
 
 from .errors import InvalidInput
+from .money import format_cents
+from .plans import Plan
 
 Metric = Literal["queries", "tokens"]
 METRICS: tuple[Metric, ...] = ("queries", "tokens")
@@ -378,3 +380,135 @@ def daily_buckets(
         key = (event.tenant_id, event.metric, event.day)
         sums[key] = sums.get(key, 0) + event.quantity
     return [DailyTotal(t, m, d, total) for (t, m, d), total in sorted(sums.items())]
+
+
+# --- periods and the tenant's usage view ----------------------------------------------------
+
+_MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August",
+                "September", "October", "November", "December")
+_NOUNS = {"queries": ("query", "queries"), "tokens": ("token", "tokens")}
+# A projection divides by the time elapsed; in a period's first hours that would turn a burst
+# into an absurd forecast, so the elapsed time counts as at least one day.
+MIN_PROJECTION_BASIS = timedelta(days=1)
+
+
+class InvalidUsageQuery(InvalidInput):
+    """A usage view asked for something that cannot be answered (bad period or metric)."""
+
+    status = 422
+    default_code = "invalid_query"
+
+
+@dataclass(frozen=True)
+class PeriodChoice:
+    """`current` (the subscription's period) or one calendar month (`month` = its 1st day)."""
+
+    kind: Literal["current", "month"]
+    month: date | None = None
+
+    @property
+    def label(self) -> str:
+        return "current" if self.month is None else f"{self.month:%Y-%m}"
+
+
+def parse_period(text: str | None, now: datetime) -> PeriodChoice:
+    """`current` (also blank) or `YYYY-MM`; a month that has not begun is refused."""
+    value = (text or "current").strip().lower()
+    if value == "current":
+        return PeriodChoice("current")
+    year, dash, month = value.partition("-")
+    if not (dash and len(year) == 4 and year.isdigit() and len(month) == 2 and month.isdigit()
+            and 1 <= int(month) <= 12 and int(year) >= 1970):
+        raise InvalidUsageQuery(
+            f"period {text!r} is not understood; send current (the subscription's current "
+            "period) or a calendar month as YYYY-MM, e.g. 2026-05.",
+            field="period", code="invalid_period")
+    first = date(int(year), int(month), 1)
+    if day_start(first) > require_aware(now, "now"):
+        raise InvalidUsageQuery(
+            f"period {value} has not started yet (today is {utc_day(now):%Y-%m-%d}); ask for "
+            "current or a month up to this one.", field="period", code="invalid_period")
+    return PeriodChoice("month", first)
+
+
+def parse_metric(text: str | None) -> Metric:
+    value = (text or DEFAULT_METRIC).strip()
+    for metric in METRICS:
+        if value == metric:
+            return metric
+    raise InvalidUsageQuery(f"Unknown metric {value!r}. Valid metrics: {', '.join(METRICS)}.",
+                            field="metric", code="invalid_metric")
+
+
+def month_bounds(first: date) -> tuple[datetime, datetime]:
+    """[1st 00:00 UTC, 1st of the next month 00:00 UTC) of the month holding `first`."""
+    start = day_start(first.replace(day=1))
+    following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+    return start, day_start(following)
+
+
+def month_name(first: date) -> str:
+    return f"{_MONTH_NAMES[first.month - 1]} {first.year}"
+
+
+def daily_series(
+    totals: Iterable[tuple[date, int]], start: datetime, end: datetime
+) -> list[tuple[date, int]]:
+    """Every UTC day that [start, end) touches, oldest first, with 0 where `totals` has none."""
+    by_day: dict[date, int] = {}
+    for day, total in totals:
+        by_day[day] = by_day.get(day, 0) + total
+    return [(day, by_day.get(day, 0)) for day in days_between(start, end)]
+
+
+def linear_projection(used: int, start: datetime, end: datetime, now: datetime) -> int:
+    """Usage at `end` if it goes on at the rate seen since `start` (rounded half up).
+
+    Once the period is over, or before it begins, the answer is `used` itself. The elapsed
+    time counts as at least MIN_PROJECTION_BASIS (or the whole period, if shorter).
+    """
+    start, end, now = require_aware(start), require_aware(end), require_aware(now)
+    if now >= end or now <= start or used == 0:
+        return used
+    length = int((end - start).total_seconds())
+    basis = max(int((now - start).total_seconds()),
+                min(int(MIN_PROJECTION_BASIS.total_seconds()), length))
+    return (2 * used * length + basis) // (2 * basis)
+
+
+@dataclass(frozen=True)
+class Charges:
+    """What a plan charges for `used` units in one period, in integer cents."""
+
+    included: int
+    overage_units: int
+    overage_amount: int
+    base_amount: int
+
+    @property
+    def total_amount(self) -> int:
+        return self.base_amount + self.overage_amount
+
+
+def charges_for(plan: Plan, used: int) -> Charges:
+    # The plan's own maths: overage = Decimal unit price × units, rounded half up per line,
+    # as Stripe rounds a line item priced with `unit_amount_decimal`.
+    return Charges(plan.included_quantity, plan.overage_quantity(used), plan.overage_cost(used),
+                   plan.base_amount)
+
+
+def usage_sentence(used: int, metric: str, when: str, plan: Plan | None,
+                   billed: bool = True) -> str:
+    """The seeds' sentence: "You used 125,000 queries this month (25,000 over your 100,000
+    limit = $20.00 overage)", with its variants for no overage, no plan and unbilled metrics."""
+    singular, plural = _NOUNS.get(metric, (metric, metric))
+    head = f"You used {used:,} {singular if used == 1 else plural} {when}"
+    if plan is None:
+        return f"{head} (no plan, so none of it is billed)"
+    if not billed:
+        return f"{head} ({plural} are not billed by your {plan.name} plan)"
+    cost = charges_for(plan, used)
+    if cost.overage_units == 0:
+        return f"{head} (within your {cost.included:,} limit; no overage)"
+    return (f"{head} ({cost.overage_units:,} over your {cost.included:,} limit = "
+            f"{format_cents(cost.overage_amount, plan.currency)} overage)")

@@ -9,7 +9,7 @@ import typer
 from meterbill.domain.errors import NotFound
 
 from .context import CliFailure, cli_context, reported
-from .output import JsonFlag, key_values, show, table
+from .output import JsonFlag, key_values, note, show, table
 
 tenants_app = typer.Typer(help="Tenants and their Stripe customers.", no_args_is_help=True)
 subscriptions_app = typer.Typer(help="Subscriptions: create, cancel, resume, change plan.",
@@ -56,6 +56,31 @@ def tenants_list(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         show({"data": rows, "count": len(rows)}, as_json,
              table(f"Tenants ({len(rows)})", TENANT_COLUMNS,
                    [[row[c] for c in TENANT_COLUMNS] for row in rows]))
+
+
+@tenants_app.command("usage")
+def tenants_usage(
+    ctx: typer.Context,
+    tenant_id: TenantArg,
+    period: Annotated[str, typer.Option(
+        help="current (the subscription's period) or a calendar month, YYYY-MM.")] = "current",
+    metric: Annotated[str, typer.Option(help="queries or tokens.")] = "queries",
+    as_json: JsonFlag = False,
+) -> None:
+    """A tenant's usage in a period: used, included, overage, projection, per day."""
+    from meterbill.services.usage_view import UsageViewService
+
+    cli = cli_context(ctx)
+    with reported(as_json), cli.container(needs_stripe=False) as container:
+        view = UsageViewService(container.db, container.usage_store, container.catalog)
+        data = view.view(tenant_id, period, metric).to_dict()
+        summary = {k: v for k, v in data.items() if k not in ("daily", "projection", "notes")}
+        show(data, as_json, key_values(f"Usage of {tenant_id}", summary),
+             table("Per day", ("date", "used"), [(d["date"], f"{d['used']:,}")
+                                                 for d in data["daily"]]))
+        if not as_json:
+            for line in (data["sentence"], *data["notes"]):
+                note(line)
 
 
 @subscriptions_app.command("create")

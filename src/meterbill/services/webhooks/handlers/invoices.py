@@ -19,8 +19,10 @@ def handle_invoice_created(ctx: HandlerContext, event: InboxEvent) -> str:
         return f"invoice {invoice.id} is already {invoice.status}; too late to add usage"
     if invoice.subscription_id is None or invoice.period_end is None:
         return f"invoice {invoice.id} is not a subscription invoice; no usage to flush"
-    tenant = ctx.tenant_for_customer(invoice.customer_id)
+    # Flush before taking the tenant's lock: the flush commits ledger rows in sessions of its
+    # own, which on SQLite would wait for this transaction's write lock until it timed out.
     ctx.usage.flush(invoice.customer_id, invoice.period_end)
+    tenant = ctx.tenant_for_customer(invoice.customer_id)
     return (f"tenant {tenant.tenant_id}: usage up to {invoice.period_end.isoformat()} flushed "
             f"for draft invoice {invoice.id}")
 

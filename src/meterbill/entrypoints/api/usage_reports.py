@@ -1,0 +1,54 @@
+"""`POST /usage/report`: the seeds' manual report of a day's query total, made exact.
+
+The total is stored as a usage event with a deterministic id (so the day's total becomes
+`query_count` when that is higher, and a repeated report changes nothing), then that tenant-day
+is synced to Stripe's meter; the answer says what was stored and sent. See
+services/usage_report.py. 404 for an unknown tenant; 422 for a subscription that is not the
+tenant's, a negative count, or a date outside Stripe's 35-day window.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from meterbill.services.usage_report import ManualUsageReports
+
+from .deps import ContainerDep
+from .schemas import SUBSCRIPTION_ID_PATTERN, TenantId
+
+router = APIRouter(prefix="/usage", tags=["usage"])
+
+
+class UsageReportBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    tenant_id: TenantId
+    subscription_id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN, examples=["sub_123"])
+    query_count: int = Field(ge=0, examples=[125000],
+                             description="The day's total number of queries (not a delta).")
+    date: dt.date | None = Field(default=None, examples=["2026-05-01"],
+                                 description="The UTC day; omitted = today.")
+
+
+@router.post(
+    "/report",
+    summary="Report a day's query total (manual)",
+    description=(
+        "Makes the usage store's total for the day at least `query_count` (one event with a "
+        "deterministic id holds the difference) and syncs that day to Stripe. Repeating a "
+        "report stores and sends nothing new. A lower count than stored changes nothing: "
+        "delete events to take usage back."
+    ),
+)
+async def report_usage(body: UsageReportBody, container: ContainerDep) -> dict[str, Any]:
+    def run() -> dict[str, Any]:
+        reports = ManualUsageReports(container.db, container.usage_store, container.usage_sync)
+        return reports.report(body.tenant_id, body.subscription_id, body.query_count,
+                              body.date).to_dict()
+
+    return await run_in_threadpool(run)

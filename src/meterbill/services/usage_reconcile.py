@@ -1,0 +1,230 @@
+"""Usage reconciliation: the usage store's totals against Stripe's meter, per tenant and period.
+
+For each tenant with a Stripe customer and a metered subscription, over a window:
+- ours: the store's deduplicated total of `queries` in the window;
+- Stripe's: the meter's event summary for the customer over the same window (minute-aligned,
+  which is exact because sync stamps events clear of a boundary's partial minute; see
+  `domain.usage_slots`);
+- the ledger's: what sync says it reported there (to tell "not synced yet", ours ≠ ledger,
+  from "lost or doubled in Stripe", ledger ≠ Stripe).
+
+Any difference between ours and Stripe's is a drift: recorded in `usage_drift`, logged as an
+ADMIN ALERT. We expect 0 (the seeds alerted only above 5%).
+
+Windows: "current" is each tenant's current billing period, YYYY-MM a calendar month (UTC);
+both end at `through` (by default the start of today, UTC), because today's usage is still
+arriving and is reported by the next sync. Stripe processes meter events asynchronously, so a
+reconciliation seconds after a sync may, on real Stripe, still see a lag.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any
+
+from sqlalchemy import select
+
+from ..adapters.db.models import Subscription, Tenant
+from ..adapters.db.session import Database
+from ..adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLedgerRepository
+from ..domain import usage_slots as slots
+from ..domain.errors import InvalidInput, MeterbillError
+from ..domain.plans import Catalog
+from .tenants import unknown_tenant
+from .usage_ports import UsageStore
+from .usage_sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncService
+from .usage_sync_ports import MeterEventsPort
+
+log = logging.getLogger("meterbill.usage")
+
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class TenantReconciliation:
+    tenant_id: str
+    customer_id: str
+    start: datetime
+    end: datetime
+    ours: int = 0
+    stripe: int = 0
+    ledger: int = 0
+    status: str = "ok"  # ok | drift | failed | skipped
+    reason: str | None = None
+
+    @property
+    def diff(self) -> int:
+        return self.ours - self.stripe
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tenant_id": self.tenant_id, "customer_id": self.customer_id,
+                "start": self.start.isoformat(), "end": self.end.isoformat(),
+                "ours": self.ours, "stripe": self.stripe, "ledger": self.ledger,
+                "diff": self.diff, "status": self.status, "reason": self.reason}
+
+
+@dataclass
+class ReconcileReport:
+    period: str
+    through: datetime
+    checked_at: datetime
+    tenants: list[TenantReconciliation] = field(default_factory=list)
+
+    @property
+    def drifts(self) -> list[TenantReconciliation]:
+        return [t for t in self.tenants if t.status == "drift"]
+
+    def to_dict(self) -> dict[str, Any]:
+        counts = {s: sum(1 for t in self.tenants if t.status == s)
+                  for s in ("ok", "drift", "failed", "skipped")}
+        return {"period": self.period, "through": self.through.isoformat(),
+                "checked_at": self.checked_at.isoformat(), "counts": counts,
+                "tenants": [t.to_dict() for t in self.tenants]}
+
+
+def month_window(period: str) -> tuple[datetime, datetime]:
+    match = _MONTH.match(period.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise InvalidInput(f"period {period!r}: give `current` or a month as YYYY-MM "
+                           "(e.g. 2026-05)", field="period")
+    year, month = int(match.group(1)), int(match.group(2))
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+class UsageReconciler:
+    def __init__(self, db: Database, store: UsageStore, meters: MeterEventsPort,
+                 catalog: Catalog, options: SyncOptions | None = None, *,
+                 clock: Callable[[], datetime] = _utcnow,
+                 wall: Callable[[], datetime] = _utcnow) -> None:
+        self.db = db
+        self.store = store
+        self.meters = meters
+        self.catalog = catalog
+        self.options = options or SyncOptions()
+        self.clock = clock
+        self.wall = wall
+
+    def reconcile(self, period: str | None = None, *, tenants: Collection[str] | None = None,
+                  through: datetime | None = None, record: bool = True) -> ReconcileReport:
+        """Compare every billable tenant (or `tenants`) over `period` ("current" or YYYY-MM);
+        drifts are recorded and alerted unless `record` is False."""
+        label = (period or "current").strip()
+        month = None if label == "current" else month_window(label)
+        now = self.clock()
+        cutoff = through or datetime.combine(now.date(), time.min, tzinfo=UTC)
+        report = ReconcileReport(label, cutoff, self.wall())
+        wanted = None if tenants is None else sorted(set(tenants))
+        checks: list[TenantReconciliation] = []
+        for tenant_id, customer_id, start, end in self._targets(wanted):
+            if month is not None:
+                start, end = month
+            if start is None or end is None:
+                checks.append(TenantReconciliation(tenant_id, customer_id, cutoff, cutoff,
+                                                   status="skipped",
+                                                   reason="no billing period known"))
+                continue
+            check = TenantReconciliation(tenant_id, customer_id, start, min(end, cutoff))
+            if check.end <= start:
+                check.status, check.reason = "skipped", "nothing to compare before the cutoff"
+            checks.append(check)
+        if not any(c.status != "skipped" for c in checks):
+            report.tenants = checks
+            return report
+        meter_id = self.meters.meter_id(self.catalog.meter.event_name)
+        with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency),
+                                thread_name_prefix="usage-reconcile") as pool:
+            list(pool.map(lambda c: self._check(c, meter_id), checks))
+        report.tenants = checks
+        if record and report.drifts:
+            self._record(report)
+        return report
+
+    def _targets(self, wanted: list[str] | None
+                 ) -> Iterator[tuple[str, str, Any, Any]]:
+        query = (select(Tenant.tenant_id, Tenant.stripe_customer_id,
+                        Subscription.current_period_start, Subscription.current_period_end)
+                 .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+                 .where(Tenant.stripe_customer_id.is_not(None),
+                        Subscription.overage_price_id.is_not(None),
+                        Subscription.status.in_(BILLABLE))
+                 .order_by(Tenant.tenant_id))
+        if wanted is not None:
+            query = query.where(Tenant.tenant_id.in_(wanted))
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+            if wanted is not None:
+                known = set(session.scalars(select(Tenant.tenant_id)
+                                            .where(Tenant.tenant_id.in_(wanted))))
+                missing = [t for t in wanted if t not in known]
+                if missing:
+                    raise unknown_tenant(missing[0])
+        for row in rows:
+            yield row[0], str(row[1]), row[2], row[3]
+
+    def _check(self, check: TenantReconciliation, meter_id: str) -> None:
+        if check.status == "skipped":
+            return
+        start, end = check.start, check.end
+        try:
+            check.ours = self.store.total(check.tenant_id, BILLED_METRIC, start, end)
+            window = slots.summary_window(start, end)
+            check.stripe = self.meters.meter_usage(meter_id=meter_id,
+                                                   customer_id=check.customer_id,
+                                                   start=window[0], end=window[1])
+            with self.db.session() as session:
+                check.ledger = UsageLedgerRepository(session).reported(
+                    check.tenant_id, BILLED_METRIC, start, end)
+        except (MeterbillError, OSError) as error:
+            check.status, check.reason = "failed", f"{type(error).__name__}: {error}"
+            return
+        if check.diff:
+            check.status = "drift"
+            check.reason = _explain(check)
+
+    def _record(self, report: ReconcileReport) -> None:
+        with self.db.session() as session:
+            repo = UsageDriftRepository(session)
+            for check in report.drifts:
+                repo.add(UsageDrift(
+                    tenant_id=check.tenant_id, metric=BILLED_METRIC,
+                    customer_id=check.customer_id, period_label=report.period,
+                    period_start=check.start, period_end=check.end, ours=check.ours,
+                    stripe=check.stripe, ledger=check.ledger, diff=check.diff,
+                    found_at=report.checked_at))
+        for check in report.drifts:
+            log.error("ADMIN ALERT: usage drift for tenant %s (%s, %s to %s): the usage store "
+                      "has %d %s, Stripe's meter %d (diff %+d); %s", check.tenant_id,
+                      report.period, check.start.isoformat(), check.end.isoformat(),
+                      check.ours, BILLED_METRIC, check.stripe, check.diff, check.reason)
+
+
+def _explain(check: TenantReconciliation) -> str:
+    if check.ledger == check.stripe:
+        return (f"{check.ours - check.ledger:+d} not synced yet: run `meterbill usage sync` "
+                "(a late event, or a run that failed)")
+    if check.ours == check.ledger:
+        return (f"Stripe differs from what the ledger says was sent by "
+                f"{check.stripe - check.ledger:+d}: events lost or reported by something else")
+    return "the store, the ledger and Stripe all differ: check `meterbill usage sync` output"
+
+
+def daily_job(sync: UsageSyncService, reconciler: UsageReconciler) -> dict[str, Any]:
+    """The scheduled run: sync yesterday, today and every open period, then reconcile."""
+    report: SyncReport = sync.sync()
+    for failed in report.failed:
+        log.warning("usage sync: tenant %s failed: %s", failed.tenant_id, failed.reason)
+    reconciled = reconciler.reconcile()
+    log.info("usage sync: %s; reconciliation: %d drift(s)", report.counts,
+             len(reconciled.drifts))
+    return {"sync": dict(report.counts), "drifts": len(reconciled.drifts)}

@@ -1,0 +1,257 @@
+"""A tenant's usage for one period, as the tenant sees it: used, included, overage, the
+amounts, a projection to the period's end, every day of the period, and one sentence.
+
+Periods:
+- `current`: the subscription's current period as last recorded from Stripe (webhooks and
+  API calls keep it fresh). A tenant without a subscription period gets the current calendar
+  month in UTC instead, and the answer says so.
+- `YYYY-MM`: that calendar month in UTC, [1st 00:00, next 1st 00:00). meterbill keeps only the
+  current period of a subscription, so earlier billing periods are not known locally; a month
+  is the honest unit. Its amounts apply the tenant's plan to that month as if it were a
+  billing period, which matches Stripe's invoice only when the billing anchor is the 1st.
+
+Amounts are integer cents from the plan's own maths (`Plan.overage_cost`: the Decimal unit
+price × units, rounded half up, as Stripe rounds a line item). The projection is linear (see
+`domain.usage.linear_projection`). Nothing here calls Stripe: the view is cheap to ask often.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+
+from ..adapters.db.models import Tenant
+from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
+from ..adapters.db.session import Database
+from ..domain.errors import UnknownPlan
+from ..domain.plans import Catalog, Plan
+from ..domain.usage import (
+    PeriodChoice,
+    charges_for,
+    daily_series,
+    linear_projection,
+    month_bounds,
+    month_name,
+    parse_metric,
+    parse_period,
+    usage_sentence,
+    utc_day,
+)
+from .tenants import unknown_tenant
+from .usage_ports import UsageStore
+from .views import _View
+
+# A subscription in these states bills nothing more: its tenant has no plan for the view.
+ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
+PeriodSource = Literal["subscription", "calendar_month"]
+# Ids per `IN (...)`: well under SQLite's limit on bound parameters.
+_IN_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class UsagePeriod(_View):
+    label: str  # "current" or "YYYY-MM"
+    start: datetime
+    end: datetime  # exclusive
+    source: PeriodSource
+    days: int  # UTC days the period touches: the entries of `daily`
+    complete: bool  # the period is over: `used` is final (bar late events)
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection(_View):
+    """Usage and amounts at the period's end if usage goes on at the rate seen so far (used ÷
+    time elapsed × period length, the elapsed time counting as at least a day); once the
+    period is over, the final figures."""
+
+    method: Literal["linear"]
+    used: int
+    overage_units: int | None
+    overage_amount: int | None
+    total_amount: int | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DailyUsage(_View):
+    date: date
+    used: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"date": self.date.isoformat(), "used": self.used}
+
+
+@dataclasses.dataclass(frozen=True)
+class TenantUsage(_View):
+    tenant_id: str
+    metric: str
+    period: UsagePeriod
+    as_of: datetime
+    plan: str | None
+    subscription_status: str | None
+    currency: str | None
+    used: int
+    included: int | None
+    overage_units: int | None
+    overage_unit_amount: str | None  # cents, as Stripe's unit_amount_decimal ("0.08")
+    overage_amount: int | None  # cents
+    base_amount: int | None  # cents
+    total_amount: int | None  # cents: base + overage so far
+    projected_total: int | None  # cents at the period's end, linear projection
+    projection: Projection
+    daily: tuple[DailyUsage, ...]
+    sentence: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["daily"] = [day.to_dict() for day in self.daily]
+        return data
+
+
+@dataclasses.dataclass(frozen=True)
+class _TenantFacts:
+    plan_key: str | None
+    status: str | None
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UsageViewService:
+    def __init__(self, db: Database, store: UsageStore, catalog: Catalog,
+                 clock: Callable[[], datetime] = _utcnow) -> None:
+        self.db = db
+        self.store = store
+        self.catalog = catalog
+        self.clock = clock
+
+    def view(self, tenant_id: str, period: str | None = "current",
+             metric: str | None = None) -> TenantUsage:
+        """Raises `InvalidUsageQuery` (422) for a bad period or metric, `NotFound` (404)."""
+        now = self.clock()
+        choice = parse_period(period, now)
+        metric_name = parse_metric(metric)
+        facts = self._facts(tenant_id)
+        notes: list[str] = []
+        start, end, source = self._bounds(choice, facts, now, notes)
+        plan = self._plan(facts, notes)
+        billed = plan is not None and metric_name == plan.meter_event_name
+
+        rows = self.store.daily_totals([tenant_id], metric_name, start, end)
+        series = daily_series(((row.day, row.total) for row in rows), start, end)
+        used = sum(total for _, total in series)
+        projected = linear_projection(used, start, end, now)
+        when = _when(choice, start, end)
+        cost = charges_for(plan, used) if plan is not None and billed else None
+        future = charges_for(plan, projected) if plan is not None and billed else None
+        if plan is not None and not billed:
+            notes.append(f"{metric_name} is not billed by the {plan.name} plan (it meters "
+                         f"{plan.meter_event_name}); amounts are left out.")
+        if facts.status == "trialing":
+            notes.append("The subscription is in its trial: amounts show what the plan charges "
+                         "for this usage, not what the trial invoice will hold.")
+        return TenantUsage(
+            tenant_id=tenant_id,
+            metric=metric_name,
+            period=UsagePeriod(choice.label, start, end, source, len(series), now >= end),
+            as_of=now,
+            plan=plan.key if plan else None,
+            subscription_status=facts.status,
+            currency=plan.currency if plan else None,
+            used=used,
+            included=cost.included if cost else None,
+            overage_units=cost.overage_units if cost else None,
+            overage_unit_amount=(format(plan.overage_unit_amount.normalize(), "f")
+                                 if plan is not None and cost else None),
+            overage_amount=cost.overage_amount if cost else None,
+            base_amount=cost.base_amount if cost else None,
+            total_amount=cost.total_amount if cost else None,
+            projected_total=future.total_amount if future else None,
+            projection=Projection(
+                "linear", projected,
+                future.overage_units if future else None,
+                future.overage_amount if future else None,
+                future.total_amount if future else None),
+            daily=tuple(DailyUsage(day, total) for day, total in series),
+            sentence=usage_sentence(used, metric_name, when, plan, billed),
+            notes=tuple(notes),
+        )
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _facts(self, tenant_id: str) -> _TenantFacts:
+        with self.db.session() as session:
+            tenant = TenantRepository(session).get(tenant_id)
+            if tenant is None:
+                raise unknown_tenant(tenant_id)
+            subscription = None
+            if tenant.stripe_subscription_id:
+                subscription = SubscriptionRepository(session).get(tenant.stripe_subscription_id)
+            status = subscription.status if subscription else None
+            plan_key = tenant.current_plan if status not in ENDED_STATUSES else None
+            return _TenantFacts(
+                plan_key=plan_key,
+                status=status,
+                period_start=subscription.current_period_start if subscription else None,
+                period_end=subscription.current_period_end if subscription else None,
+            )
+
+    def _bounds(self, choice: PeriodChoice, facts: _TenantFacts, now: datetime,
+                notes: list[str]) -> tuple[datetime, datetime, PeriodSource]:
+        if choice.month is not None:
+            start, end = month_bounds(choice.month)
+            return start, end, "calendar_month"
+        if facts.period_start is not None and facts.period_end is not None \
+                and facts.period_end > facts.period_start:
+            if now >= facts.period_end:
+                notes.append(f"The subscription's recorded period ended at "
+                             f"{facts.period_end.isoformat()}; Stripe's update for the next "
+                             "period has not arrived yet (webhooks), so this is that period.")
+            return facts.period_start, facts.period_end, "subscription"
+        start, end = month_bounds(utc_day(now))
+        notes.append("The tenant has no subscription period, so this is the current calendar "
+                     "month in UTC.")
+        return start, end, "calendar_month"
+
+    def _plan(self, facts: _TenantFacts, notes: list[str]) -> Plan | None:
+        if facts.plan_key is None:
+            notes.append("The tenant has no plan, so its usage is not billed; subscribe it "
+                         "with POST /subscriptions (or `meterbill subscriptions create`).")
+            return None
+        try:
+            return self.catalog.get(facts.plan_key)
+        except UnknownPlan:
+            notes.append(f"The tenant's plan {facts.plan_key!r} is not in the plan catalog any "
+                         "more, so amounts cannot be computed.")
+            return None
+
+
+def existing_tenants(db: Database, tenant_ids: Iterable[str]) -> set[str]:
+    """Which of `tenant_ids` are known tenants, in one query per 500 ids.
+
+    `POST /usage/events` checks a batch's tenants with this before ingesting: a batch of
+    10,000 events over 1,000 tenants otherwise makes 1,000 look-ups, which cost more than
+    parsing and storing the events together (see docs/usage.md).
+    """
+    wanted = sorted(set(tenant_ids))
+    found: set[str] = set()
+    with db.session() as session:
+        for first in range(0, len(wanted), _IN_CHUNK):
+            part = wanted[first:first + _IN_CHUNK]
+            found.update(session.scalars(select(Tenant.tenant_id)
+                                         .where(Tenant.tenant_id.in_(part))))
+    return found
+
+
+def _when(choice: PeriodChoice, start: datetime, end: datetime) -> str:
+    if choice.month is not None:
+        return f"in {month_name(choice.month)}"
+    days = (end - start).days
+    return "this month" if 28 <= days <= 31 else "this billing period"
