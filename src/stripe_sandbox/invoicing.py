@@ -353,6 +353,9 @@ def finalize(sandbox: Sandbox, invoice: dict[str, Any], at: int,
             "livemode": False, "payment": {"type": "payment_intent", "payment_intent": pi},
             "status": "open", "status_transitions": {"canceled_at": None, "paid_at": None},
         })
+        from .resources.payment_intents import for_invoice
+
+        for_invoice(sandbox, invoice, pi, invoice["_confirmation_secret"]["client_secret"], at)
     sandbox.emit("invoice.finalized", invoice, request=request)
     if invoice["amount_due"] == 0:
         mark_paid(sandbox, invoice, at, request)
@@ -404,10 +407,12 @@ def attempt(sandbox: Sandbox, invoice: dict[str, Any], at: int, *, request: Call
             raise_on_failure: bool = False) -> bool:
     """Charge an open invoice once. True when paid. A failure updates the retry schedule and
     emits `invoice.payment_failed`; with `raise_on_failure` it then raises Stripe's 402."""
+    from .resources.payment_intents import record_attempt
     from .resources.payment_methods import charge_failure
 
     pm = pm if pm is not None else payment_method_for(sandbox, invoice)
     failure = charge_failure(pm)
+    record_attempt(sandbox, invoice, pm, failure)
     previous = {k: invoice[k] for k in ("attempt_count", "attempted", "next_payment_attempt")}
     invoice["attempted"] = True
     if invoice["attempt_count"] == 0 or automatic:
@@ -479,6 +484,9 @@ def void(sandbox: Sandbox, invoice: dict[str, Any], at: int, request: Call | Non
             payment["status"] = "canceled"
             payment["status_transitions"]["canceled_at"] = at
     release_items(sandbox, invoice, keep_on_invoice=True)
+    from .resources.payment_intents import cancel
+
+    cancel(sandbox, invoice, at)
     sandbox.emit("invoice.voided", invoice, request=request)
     schedule.touch(sandbox, invoice)
 

@@ -85,6 +85,7 @@ def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
         paid_at=records.timestamp(transitions.get("paid_at")),
         next_payment_attempt=records.timestamp(data.get("next_payment_attempt")),
         created=records.timestamp(data.get("created")),
+        hosted_invoice_url=data.get("hosted_invoice_url"),
     )
 
 
@@ -117,6 +118,30 @@ class StripeEvents:
         if customer.default_payment_method:
             return True
         return bool(self.gateway.list_payment_method_ids(customer_id, limit=1))
+
+    def clock_time(self, customer_id: str) -> datetime | None:
+        with stripe_errors(f"retrieve customer {customer_id}"):
+            customer = _data(self.client.v1.customers.retrieve(customer_id))
+        clock_id = records.ref(customer.get("test_clock"))
+        if not clock_id:
+            return None
+        with stripe_errors(f"retrieve test clock {clock_id}"):
+            clock = _data(self.client.v1.test_helpers.test_clocks.retrieve(clock_id))
+        return records.timestamp(clock.get("frozen_time"))
+
+    def decline_code(self, invoice_id: str) -> str | None:
+        # Since API 2025-03-31 an invoice names its payment intents under `payments`.
+        with stripe_errors(f"retrieve the payments of invoice {invoice_id}"):
+            obj = self.client.v1.invoices.retrieve(
+                invoice_id, params={"expand": ["payments.data.payment.payment_intent"]})
+        payments = (_data(obj).get("payments") or {}).get("data") or []
+        for payment in sorted(payments, key=lambda p: not p.get("is_default")):
+            intent = (payment.get("payment") or {}).get("payment_intent")
+            if isinstance(intent, dict):
+                error = intent.get("last_payment_error") or {}
+                if error.get("decline_code"):
+                    return str(error["decline_code"])
+        return None
 
     def list_events(self, *, since: datetime) -> Iterator[StripeEventRecord]:
         # Stripe lists newest first; we collect the window and hand it back oldest first.

@@ -14,18 +14,23 @@ from .plans import Plan
 Access = Literal["full", "reduced", "none"]
 Direction = Literal["upgrade", "downgrade", "same"]
 
-# Stripe subscription statuses, plus "none" for a tenant without a subscription.
+# Stripe subscription statuses, plus "none" for a tenant without a subscription and
+# "suspended" for one the dunning policy suspended (its subscription is past_due or unpaid).
 BILLING_STATUSES = ("none", "incomplete", "incomplete_expired", "trialing", "active",
-                    "past_due", "canceled", "unpaid", "paused")
+                    "past_due", "canceled", "unpaid", "paused", "suspended")
 # Statuses in which a subscription still exists and can change or be canceled.
-LIVE_STATUSES = frozenset({"incomplete", "trialing", "active", "past_due", "unpaid", "paused"})
+LIVE_STATUSES = frozenset({"incomplete", "trialing", "active", "past_due", "unpaid", "paused",
+                           "suspended"})
 
 _ACCESS: dict[str, Access] = {
     "trialing": "full",
     "active": "full",
     # The first payment is still being confirmed (3-D Secure, a slow bank): let them start.
     "incomplete": "reduced",
-    "past_due": "reduced",
+    # Stripe is retrying: the dunning policy narrows access step by step (soft_suspended,
+    # then suspended), so a card that merely expired does not cut a customer off.
+    "past_due": "full",
+    "suspended": "none",
     "unpaid": "none",
     "paused": "none",
     "canceled": "none",
@@ -69,7 +74,8 @@ def access_for(
     if not api_access_enabled:
         return AccessDecision("none", 0.0, "API access disabled for this tenant")
     access = _ACCESS[billing_status]
-    reason = f"subscription {billing_status}"
+    reason = ("suspended for non-payment" if billing_status == "suspended"
+              else f"subscription {billing_status}")
     if soft_suspended and access == "full":
         access, reason = "reduced", "tenant soft-suspended"
     return AccessDecision(access, _RATE_LIMIT[access], reason)

@@ -11,6 +11,7 @@ from typing import Any
 _MODULES = [
     "customers",
     "payment_methods",
+    "payment_intents",
     "products",
     "prices",
     "meters",

@@ -28,9 +28,10 @@ def test_plan_direction_ties_break_on_what_is_included() -> None:
 
 
 @pytest.mark.parametrize("status, access, multiplier", [
-    ("active", "full", 1.0), ("trialing", "full", 1.0), ("past_due", "reduced", 0.5),
+    ("active", "full", 1.0), ("trialing", "full", 1.0), ("past_due", "full", 1.0),
     ("incomplete", "reduced", 0.5), ("unpaid", "none", 0.0), ("canceled", "none", 0.0),
     ("incomplete_expired", "none", 0.0), ("paused", "none", 0.0), ("none", "none", 0.0),
+    ("suspended", "none", 0.0),
 ])
 def test_access_follows_billing_status(status: str, access: str, multiplier: float) -> None:
     decision = access_for(status)

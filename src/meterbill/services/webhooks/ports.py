@@ -5,8 +5,8 @@
 - `StripeEventsPort`: the current state of the objects events talk about, re-read from Stripe so
   that an old event cannot undo a newer state; and Stripe's event list for catch-up.
 - `TaskRunner`: runs `process(row_id)` later (inline thread pool, Celery).
-- `DunningPort` and `UsageFlushPort`: seams the dunning and usage issues implement. The defaults
-  here record state on the tenant row and do nothing, respectively.
+- `DunningPort` and `UsageFlushPort`: seams the dunning and usage issues implement
+  (`services.dunning.DunningService`; the usage default here does nothing).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from ..ports import SubscriptionRecord
 
 if TYPE_CHECKING:
     from ...adapters.db.models import Tenant
+    from .context import HandlerContext, InboxEvent
 
 
 class InvalidSignature(Exception):
@@ -54,6 +55,7 @@ class InvoiceRecord:
     paid_at: datetime | None
     next_payment_attempt: datetime | None
     created: datetime | None
+    hosted_invoice_url: str | None = None  # the page where the customer can pay it
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,16 @@ class StripeEventsPort(Protocol):
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionRecord: ...
     def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodRecord: ...
     def payment_method_on_file(self, customer_id: str) -> bool: ...
+    def clock_time(self, customer_id: str) -> datetime | None:
+        """The frozen time of the customer's test clock, or None (no clock: Stripe's now is
+        the real now). Time-based rules use it so that test clocks drive them too."""
+        ...
+
+    def decline_code(self, invoice_id: str) -> str | None:
+        """The issuer's decline code of the invoice's last failed charge (its payment intent's
+        `last_payment_error.decline_code`), or None."""
+        ...
+
     def list_events(self, *, since: datetime) -> Iterator[StripeEventRecord]:
         """Every event Stripe still has (30 days) created at or after `since`, oldest first."""
         ...
@@ -119,11 +131,26 @@ class TaskRunner(Protocol):
 
 
 class DunningPort(Protocol):
-    """Called inside the handler's transaction with the tenant's row, after the invoice was
-    re-read from Stripe. Changes to `tenant` commit together with the event's handled mark."""
+    """What payments, subscriptions and trials mean for the tenant (services/dunning.py).
 
-    def on_payment_failed(self, tenant: Tenant, invoice: InvoiceRecord) -> None: ...
-    def on_payment_recovered(self, tenant: Tenant, invoice: InvoiceRecord) -> None: ...
+    Called inside the handler's transaction with the tenant's (locked) row, after the object
+    was re-read from Stripe: changes to `tenant`, timeline entries and notices commit together
+    with the event's handled mark. Each returns a note of what it did."""
+
+    def on_invoice(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                   invoice: InvoiceRecord) -> str:
+        """`invoice` decides the tenant's payment state (the subscription's latest one)."""
+        ...
+
+    def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                        record: SubscriptionRecord, follows: bool) -> str | None:
+        """After the subscription was copied onto our rows; `follows`: it is the tenant's."""
+        ...
+
+    def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                          record: SubscriptionRecord) -> str:
+        """The trial ends soon and no payment method is on file: remind the customer."""
+        ...
 
 
 class UsageFlushPort(Protocol):

@@ -21,6 +21,8 @@ HANDLERS: Mapping[str, Handler] = {
     "invoice.paid": handle_payment_event,
     "invoice.payment_succeeded": handle_payment_event,
     "invoice.payment_failed": handle_payment_event,
+    "invoice.voided": handle_payment_event,
+    "invoice.marked_uncollectible": handle_payment_event,
     "customer.subscription.created": handle_subscription_event,
     "customer.subscription.updated": handle_subscription_event,
     "customer.subscription.deleted": handle_subscription_event,

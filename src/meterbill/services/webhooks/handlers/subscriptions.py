@@ -1,9 +1,15 @@
 """`customer.subscription.created/updated/deleted`: copy Stripe's CURRENT subscription onto our
-row and the tenant's.
+row and the tenant's, then let dunning weigh in.
 
 The event's own copy is only a hint of which subscription changed: the handler re-reads it, so
 an `updated` event that arrives after a newer change (or after the deletion) writes the newer
 state, and handling the same event twice writes the same thing twice.
+
+Access ends when Stripe ends the subscription: `deleted` comes at once for an immediate cancel
+and at the period end for `cancel_at_period_end` (until then the status stays active and so
+does access). The dunning port records the cancellation (timeline, notice), keeps a dunning
+step in force over the status copy (a suspended tenant stays suspended when its subscription
+turns `past_due` or `unpaid`), and notices a trial paused for want of a payment method.
 """
 
 from __future__ import annotations
@@ -18,7 +24,10 @@ from ..context import HandlerContext, InboxEvent
 def handle_subscription_event(ctx: HandlerContext, event: InboxEvent) -> str:
     tenant = ctx.tenant_for_customer(event.customer_id)
     record = ctx.stripe.retrieve_subscription(event.object_id)
-    return sync_subscription(ctx, tenant, record)
+    note = sync_subscription(ctx, tenant, record)
+    follows = tenant.stripe_subscription_id == record.id
+    dunning = ctx.dunning.on_subscription(ctx, event, tenant, record, follows)
+    return f"{note}; {dunning}" if dunning else note
 
 
 def plan_of(ctx: HandlerContext, record: SubscriptionRecord, fallback: str | None) -> str | None:

@@ -1,0 +1,167 @@
+"""What a tenant may use right now, for the SaaS to ask on every request.
+
+Served from meterbill's own database (the tenant row, its subscription's period, the newest
+dunning timeline entry: one indexed statement), plus the tenant's usage total for the period from
+the usage store. The total is reused for `cache_seconds` (ENTITLEMENT_USAGE_CACHE_SECONDS) per
+tenant and period: a DuckDB or ClickHouse query per SaaS request would cost more than all the
+rest, and a total a few seconds old changes no access decision. If the usage store cannot be
+read the answer still comes, with `used_this_period` null: access must not depend on it.
+
+`etag` is a hash of the answer, so a SaaS that sends `If-None-Match` gets a 304 until
+something changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, select
+
+from ..adapters.db.models import Subscription, Tenant
+from ..adapters.db.session import Database
+from ..adapters.db.timeline import TimelineEntry
+from ..domain.dunning import GOOD_STANDING, TRIAL_GRACE, TRIAL_SUSPENDED, DunningPolicy
+from ..domain.plans import Catalog
+from ..domain.policies import Access, access_for
+from .tenants import unknown_tenant
+from .usage_ports import UsageStore
+from .views import _View
+
+log = logging.getLogger("meterbill.entitlement")
+
+# The tenant's access columns, its subscription's period and its newest timeline entry.
+_LATEST_STATE = (select(TimelineEntry.to_state)
+                 .where(TimelineEntry.tenant_id == Tenant.tenant_id)
+                 .order_by(TimelineEntry.id.desc()).limit(1)
+                 .correlate(Tenant).scalar_subquery())
+_QUERY = (select(Tenant.billing_status, Tenant.soft_suspended, Tenant.api_access_enabled,
+                 Tenant.rate_limit_multiplier, Tenant.payment_failures, Tenant.current_plan,
+                 Subscription.current_period_start, Subscription.current_period_end,
+                 _LATEST_STATE.label("dunning_state"))
+          .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+          .where(Tenant.tenant_id == bindparam("tenant_id")))
+
+Monotonic = Callable[[], float]
+_MAX_CACHED = 50_000  # entries; expired ones are dropped first when it fills
+
+
+@dataclass(frozen=True)
+class Entitlement(_View):
+    tenant_id: str
+    access: Access
+    rate_limit_multiplier: float
+    reason: str
+    plan: str | None
+    included: int | None
+    used_this_period: int | None
+    period_start: datetime | None
+    period_end: datetime | None
+    dunning_state: str
+
+    @property
+    def etag(self) -> str:
+        body = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
+
+
+class UsageTotals:
+    """Usage totals per (tenant, metric, period), each reused for `ttl` seconds."""
+
+    def __init__(self, store: Callable[[], UsageStore], ttl: float,
+                 clock: Monotonic = time.monotonic) -> None:
+        self.store = store  # called on first use: the store opens lazily
+        self.ttl = ttl
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, str, datetime, datetime], tuple[float, int]] = {}
+        self.queries = 0  # how many totals were read from the store (for tests and the bench)
+
+    def total(self, tenant_id: str, metric: str, start: datetime, end: datetime) -> int:
+        key = (tenant_id, metric, start, end)
+        now = self.clock()
+        if self.ttl > 0:
+            with self._lock:
+                hit = self._cache.get(key)
+                if hit is not None and hit[0] > now:
+                    return hit[1]
+        value = self.store().total(tenant_id, metric, start, end)
+        with self._lock:
+            self.queries += 1
+            if self.ttl > 0:
+                if len(self._cache) >= _MAX_CACHED:
+                    self._evict(now)
+                self._cache[key] = (now + self.ttl, value)
+        return value
+
+    def _evict(self, now: float) -> None:
+        for key in [k for k, (expires, _) in self._cache.items() if expires <= now]:
+            del self._cache[key]
+        if len(self._cache) >= _MAX_CACHED:
+            self._cache.clear()
+
+
+class EntitlementService:
+    def __init__(self, db: Database, catalog: Catalog, policy: DunningPolicy,
+                 usage: UsageTotals) -> None:
+        self.db = db
+        self.catalog = catalog
+        self.policy = policy
+        self.usage = usage
+
+    def get(self, tenant_id: str) -> Entitlement:
+        # One Core statement on a plain connection: the ORM would cost more than the reads.
+        with self.db.engine.connect() as connection:
+            row = connection.execute(_QUERY, {"tenant_id": tenant_id}).first()
+        if row is None:
+            raise unknown_tenant(tenant_id)
+        state = row.dunning_state or GOOD_STANDING
+        decision = access_for(row.billing_status, soft_suspended=bool(row.soft_suspended),
+                              api_access_enabled=bool(row.api_access_enabled))
+        access, multiplier = decision.access, float(row.rate_limit_multiplier or 0.0)
+        if access == "none" or multiplier <= 0.0:
+            access, multiplier = "none", 0.0
+        elif multiplier < 1.0:
+            access = "reduced"  # the policy's multiplier, which may differ from 0.5
+        failures, plan_key = row.payment_failures or 0, row.current_plan
+        start, end = row.current_period_start, row.current_period_end
+        reason = self._reason(state, failures, decision.reason)
+        plan = self.catalog.get(plan_key) if plan_key and plan_key in self.catalog.keys() \
+            else None
+        used = None
+        if plan is not None and start is not None and end is not None:
+            used = self._used(tenant_id, plan.meter_event_name, start, end)
+        return Entitlement(
+            tenant_id=tenant_id, access=access, rate_limit_multiplier=multiplier,
+            reason=reason, plan=plan_key, included=plan.included_quantity if plan else None,
+            used_this_period=used, period_start=start, period_end=end,
+            dunning_state=state)
+
+    def _used(self, tenant_id: str, metric: str, start: datetime, end: datetime) -> int | None:
+        try:
+            return self.usage.total(tenant_id, metric, start, end)
+        except Exception as error:  # noqa: BLE001 - access must not depend on the usage store
+            log.warning("usage total of tenant %s unavailable: %s: %s", tenant_id,
+                        type(error).__name__, error)
+            return None
+
+    def _reason(self, state: str, failures: int, status_reason: str) -> str:
+        step = self.policy.step_named(state)
+        attempts = f"{failures} failed payment attempt{'s' if failures != 1 else ''}"
+        if step is not None:
+            if step.effects.suspended:
+                return f"suspended for non-payment after {attempts}"
+            if step.effects.soft_suspended:
+                return f"payment overdue: reduced access after {attempts} ({state})"
+            return f"payment overdue after {attempts} ({state})"
+        if state == TRIAL_GRACE:
+            return "trial ended without a payment method: grace period"
+        if state == TRIAL_SUSPENDED:
+            return "trial ended without a payment method: suspended"
+        return status_reason
