@@ -7,9 +7,8 @@ row at once; a sweep finds rows that were never handled (a lost task, a killed w
 Every state change is one UPDATE whose WHERE clause states what the row must look like, and the
 caller checks the rowcount: the database arbitrates races on SQLite and PostgreSQL alike.
 
-`billing_notices` is a small outbox: things people must hear about (a trial ending without a
-card, an invoice that failed to finalize). Each has a `dedupe_key`, so a replayed event cannot
-record it twice; the dunning and notification work sends them.
+The notices handlers record (`billing_notices`, the notification outbox) live in
+`notifications.py`; `BillingNotice` and `NoticeRepository` are re-exported here for old imports.
 """
 
 from __future__ import annotations
@@ -34,6 +33,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, UTCDateTime, utcnow
+from .notifications import BillingNotice, NoticeRepository
+
+__all__ = ["BillingNotice", "InboxRepository", "NoticeRepository", "WebhookEvent"]
 
 # received: stored, not yet tried; processing: claimed by a worker (see claimed_until);
 # handled / ignored: done; failed: an attempt failed, retried at next_attempt_at;
@@ -63,19 +65,6 @@ class WebhookEvent(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class BillingNotice(Base):
-    __tablename__ = "billing_notices"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
-    kind: Mapped[str] = mapped_column(String(64), index=True)
-    tenant_id: Mapped[str | None] = mapped_column(String(128))
-    event_id: Mapped[str | None] = mapped_column(String(255))
-    detail: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 def _dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
@@ -232,24 +221,3 @@ class InboxRepository:
         query = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
         found = {status: int(count) for status, count in self.session.execute(query)}
         return {status: found.get(status, 0) for status in STATUSES}
-
-
-class NoticeRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def record(self, *, dedupe_key: str, kind: str, detail: str, tenant_id: str | None = None,
-               event_id: str | None = None) -> bool:
-        """Add a notice unless one with `dedupe_key` exists; True when this call added it."""
-        table = BillingNotice.__table__
-        statement = _dialect_insert(self.session, table).values(
-            dedupe_key=dedupe_key, kind=kind, tenant_id=tenant_id, event_id=event_id,
-            detail=detail, created_at=utcnow(),
-        ).on_conflict_do_nothing().returning(table.c.id)
-        return self.session.execute(statement).first() is not None
-
-    def all(self, kind: str | None = None) -> Sequence[BillingNotice]:
-        query = select(BillingNotice).order_by(BillingNotice.id)
-        if kind:
-            query = query.where(BillingNotice.kind == kind)
-        return self.session.scalars(query).all()

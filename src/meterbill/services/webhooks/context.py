@@ -9,6 +9,7 @@ Stripe before deciding, never the event's copy alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +17,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ...adapters.db.inbox import NoticeRepository
 from ...adapters.db.models import Tenant
 from ...adapters.db.repositories import TenantRepository
 from ...domain.plans import Catalog
+from ..notify_ports import Notice, Notifier
 from .ports import DunningPort, StripeEventsPort, UsageFlushPort
 
 
@@ -71,6 +72,8 @@ class HandlerContext:
     dunning: DunningPort
     usage: UsageFlushPort
     notes: list[str] = field(default_factory=list)
+    # Records notices in this transaction (the outbox); the processor sends them after commit.
+    notifier: Notifier | None = None
 
     def tenant_for_customer(self, customer_id: str) -> Tenant:
         """The tenant of a Stripe customer, locked for the rest of the handler's transaction;
@@ -92,10 +95,24 @@ class HandlerContext:
         return tenant
 
     def notice(self, *, kind: str, dedupe_key: str, detail: str, tenant_id: str | None,
-               event_id: str | None) -> bool:
-        return NoticeRepository(self.session).record(
-            dedupe_key=dedupe_key, kind=kind, detail=detail, tenant_id=tenant_id,
-            event_id=event_id)
+               event_id: str | None, facts: Mapping[str, Any] | None = None,
+               to_admin: bool = False) -> bool:
+        """Record a notice once per `dedupe_key` (False: it was there); it is rendered now and
+        sent after this handler's transaction commits.
+
+        Without `facts`, a kind whose templates need facts is recorded for the console only
+        (never emailed); with them, a missing fact is the caller's error (`MissingFacts`)."""
+        from ..notifications import MissingFacts, RecordOnlyNotifier
+
+        notice = Notice(kind=kind, dedupe_key=dedupe_key, tenant_id=tenant_id, detail=detail,
+                        facts=dict(facts or {}), event_id=event_id, to_admin=to_admin)
+        notifier = self.notifier or RecordOnlyNotifier()
+        try:
+            return notifier.enqueue(self.session, notice)
+        except MissingFacts:
+            if facts is not None:
+                raise
+            return RecordOnlyNotifier().enqueue(self.session, notice)
 
     def note(self, text: str) -> None:
         """Say what the handler did; stored on the inbox row for `meterbill webhooks show`."""
