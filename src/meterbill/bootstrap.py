@@ -16,13 +16,21 @@ import stripe
 from .adapters.db.session import Database
 from .adapters.stripe_gateway import API_VERSION, StripeGateway
 from .config import Settings
+from .domain.dunning import DunningPolicy, load_policy
 from .domain.plans import Catalog, load_catalog
 from .services.catalog_sync import CatalogSyncService
 from .services.customers import CustomerService
+from .services.dunning import DunningService
+from .services.entitlement import EntitlementService, UsageTotals
+from .services.notifications import NotificationService
+from .services.notify_ports import Notifier
+from .services.portal_links import PortalLinks, PortalService, derive_secret
 from .services.subscriptions import SubscriptionPolicy, SubscriptionService
 from .services.tenants import TenantService
 from .services.usage_ingest import UsageIngestService
 from .services.usage_ports import UsageStore
+from .services.usage_reconcile import UsageReconciler
+from .services.usage_sync import DeferredFlush, SyncOptions, UsageSyncService
 
 log = logging.getLogger("meterbill")
 
@@ -47,6 +55,67 @@ class Container:
     # never touch usage must not take it.
     _usage_store: UsageStore | None = field(default=None, repr=False)
     _usage_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # The outbox, its renderer and senders; built on first use (see `_notifications`).
+    _notifications: NotificationService | None = field(default=None, repr=False)
+    _notifications_lock: Any = field(default_factory=threading.RLock, repr=False)
+    _portal_links: PortalLinks | None = field(default=None, repr=False)
+    # The dunning policy (DUNNING_POLICY_FILE, checked by `build`), its service and the
+    # entitlement answers (one instance each: the entitlement caches usage totals).
+    dunning_policy: DunningPolicy | None = field(default=None, repr=False)
+    _dunning: DunningService | None = field(default=None, repr=False)
+    _entitlement: EntitlementService | None = field(default=None, repr=False)
+    _dunning_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def dunning(self) -> DunningService:
+        with self._dunning_lock:
+            if self._dunning is None:
+                policy = self.dunning_policy or load_policy(self.settings.dunning_policy_file)
+                self._dunning = DunningService(self.db, policy, self.notifier,
+                                               on_notices=self.notifications.after_commit)
+            return self._dunning
+
+    @property
+    def entitlement(self) -> EntitlementService:
+        with self._dunning_lock:
+            if self._entitlement is None:
+                totals = UsageTotals(lambda: self.usage_store,
+                                     self.settings.entitlement_usage_cache_seconds)
+                policy = self.dunning_policy or load_policy(self.settings.dunning_policy_file)
+                self._entitlement = EntitlementService(self.db, self.catalog, policy, totals)
+            return self._entitlement
+    # Usage sync to Stripe's meters, built on first use (it opens the usage store).
+    _usage_sync: Any = field(default=None, repr=False)
+
+    @property
+    def notifications(self) -> NotificationService:
+        with self._notifications_lock:
+            if self._notifications is None:
+                self._notifications = _notifications(self)
+            return self._notifications
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.notifications.notifier
+
+    @property
+    def portal_links(self) -> PortalLinks:
+        with self._notifications_lock:
+            if self._portal_links is None:
+                self._portal_links = portal_links(self.settings)
+            return self._portal_links
+
+    @property
+    def portal(self) -> PortalService:
+        """Opens the Stripe billing portal for the signed links in emails."""
+        from .adapters.stripe_portal import StripePortal
+
+        assert self.stripe_client is not None
+        settings = self.settings
+        return_url = settings.portal_return_url or (
+            settings.public_base_url.rstrip("/") + "/billing/portal/return")
+        return PortalService(self.db, self.portal_links, StripePortal(self.stripe_client),
+                             return_url=return_url)
 
     @property
     def usage_store(self) -> UsageStore:
@@ -62,6 +131,27 @@ class Container:
     @property
     def usage_ingest(self) -> UsageIngestService:
         return UsageIngestService(self.usage_store, self.tenants.exists)
+
+    @property
+    def usage_sync(self) -> UsageSyncService:
+        if self._usage_sync is None:
+            made = _usage_sync(self)  # outside the lock: it takes the usage store's
+            with self._usage_lock:
+                if self._usage_sync is None:  # one service, hence one pacer, per container
+                    self._usage_sync = made
+        sync: UsageSyncService = self._usage_sync
+        return sync
+
+    @property
+    def usage_reconcile(self) -> UsageReconciler:
+        sync = self.usage_sync
+        return UsageReconciler(self.db, sync.store, sync.meters, self.catalog,
+                               sync.options, clock=sync.clock)
+
+    @property
+    def usage_flush(self) -> DeferredFlush:
+        """The webhooks' `UsageFlushPort`: builds the sync only when an invoice needs it."""
+        return DeferredFlush(lambda: self.usage_sync)
 
     @property
     def mode(self) -> str:
@@ -109,6 +199,7 @@ def build(settings: Settings | None = None, *, stripe_http_client: Any = None) -
         api_key = settings.stripe_secret_key.get_secret_value()
     client = _stripe_client(settings, api_key, http_client)
     catalog = load_catalog(settings.plans_file)
+    dunning_policy = load_policy(settings.dunning_policy_file)
     db = Database(settings.database_url)
     gateway = StripeGateway(client)
     policy = SubscriptionPolicy(
@@ -128,6 +219,7 @@ def build(settings: Settings | None = None, *, stripe_http_client: Any = None) -
         tenants=TenantService(db, gateway),
         sandbox=sandbox,
         stripe_client=client,
+        dunning_policy=dunning_policy,
     )
 
 
@@ -150,3 +242,60 @@ def _in_process_sandbox() -> tuple[Any, Any]:
 
     sandbox = Sandbox()
     return sandbox, SandboxHTTPClient(sandbox)
+
+
+def portal_links(settings: Settings) -> PortalLinks:
+    """Signed billing-portal links: LINK_SIGNING_SECRET, else derived from the API token."""
+    from datetime import timedelta
+
+    secret = settings.link_signing_secret or settings.meterbill_api_token
+    ttl = timedelta(days=settings.portal_link_days)
+    if secret is None:
+        # Links made now stop working when the process ends: fine for a demo, said when used.
+        import secrets
+
+        return PortalLinks(secrets.token_bytes(32), settings.public_base_url, ttl,
+                           ephemeral=True)
+    return PortalLinks(derive_secret(secret.get_secret_value()), settings.public_base_url, ttl)
+
+
+def _notifications(container: Container) -> NotificationService:
+    """The outbox: rendering, SMTP when SMTP_URL is set, the admin alert webhook."""
+    from .adapters.email_templates import EmailRenderer
+    from .adapters.mailer import AlertWebhook, SmtpConfig, SmtpMailer
+    from .services.notifications import NotificationSender, OutboxNotifier
+
+    settings = container.settings
+    mailer = (SmtpMailer(SmtpConfig.parse(settings.smtp_url), settings.email_from)
+              if settings.smtp_url else None)
+    hook_url = settings.alert_webhook_url
+    alerts = AlertWebhook(hook_url.get_secret_value()) if hook_url is not None else None
+    links = container.portal_links
+    notifier = OutboxNotifier(
+        EmailRenderer(settings.templates_dir), deliver_email=mailer is not None,
+        admin_emails=settings.admin_email_list, alert_webhook=alerts is not None,
+        links=links, public_base_url=settings.public_base_url)
+    if mailer is None:
+        log.info("SMTP_URL is not set: emails are kept in the outbox as held "
+                 "(`meterbill notifications list`), not sent")
+    sender = NotificationSender(container.db, mailer, alerts,
+                                max_attempts=settings.notification_max_attempts)
+    return NotificationService(container.db, notifier, sender,
+                               delivery="smtp" if mailer is not None else "held")
+
+
+def _usage_sync(container: Container) -> UsageSyncService:
+    """The usage sync on Stripe's meters, paced and backing off on 429 as configured."""
+    from .adapters.stripe_meters import RequestPacer, RetryPolicy, StripeMeters
+
+    settings = container.settings
+    assert container.stripe_client is not None
+    rate = settings.usage_sync_requests_per_second
+    meters = StripeMeters(
+        container.stripe_client,
+        RetryPolicy(max_attempts=settings.usage_sync_max_attempts,
+                    base_seconds=settings.usage_sync_backoff_seconds,
+                    max_seconds=settings.usage_sync_backoff_max_seconds),
+        RequestPacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None)
+    return UsageSyncService(container.db, container.usage_store, meters, container.catalog,
+                            SyncOptions(concurrency=settings.usage_sync_concurrency))

@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
 Mode = Literal["sandbox", "test", "live"]
 
 # Settings whose values never appear in logs or `check-config` output.
-_SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token"}
+_SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
+                  "link_signing_secret", "alert_webhook_url"}
 
 
 class Settings(BaseSettings):
@@ -52,21 +53,48 @@ class Settings(BaseSettings):
     usage_source_timestamp_column: str = "timestamp"
     usage_source_event_id_column: str = "query_id"
     usage_source_tokens_column: str | None = "tokens_used"
+    # Usage sync to Stripe's meters (docs/usage-sync.md).
+    usage_sync_concurrency: int = Field(default=8, ge=1)  # tenants synced in parallel
+    usage_sync_requests_per_second: float = Field(default=20.0, ge=0)  # 0 = no pacing
+    usage_sync_max_attempts: int = Field(default=6, ge=1)  # tries per call on 429
+    usage_sync_backoff_seconds: float = Field(default=0.5, ge=0)  # first 429 backoff
+    usage_sync_backoff_max_seconds: float = Field(default=30.0, ge=0)
+    usage_sync_interval_seconds: float = Field(default=86400.0, ge=0)  # 0 = no schedule
+    usage_sync_first_run_seconds: float = Field(default=60.0, ge=0)  # after `serve` starts
+    # Notifications (docs/notifications.md). Without SMTP_URL emails stay `held` in the outbox.
+    smtp_url: str | None = None  # smtp://user:pass@host:587?starttls=true, smtps://host:465
+    email_from: str = "meterbill <billing@localhost>"
+    admin_emails: str = ""  # comma-separated: who gets admin alerts
+    alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook
+    public_base_url: str = "http://127.0.0.1:8000"  # absolute links in emails
+    link_signing_secret: SecretStr | None = None  # signs portal links; default: from the token
+    portal_link_days: int = 30
+    portal_return_url: str | None = None
+    templates_dir: Path | None = None  # email template overrides, file by file
+    notification_max_attempts: int = 8
+    notification_send_interval_seconds: float = 30.0
+    # Dunning (docs/dunning.md): the policy file (default: the packaged dunning.toml), and how
+    # long the entitlement endpoint may reuse a tenant's usage total (0 = read it every time).
+    dunning_policy_file: Path | None = None
+    entitlement_usage_cache_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
-                     mode="before")
+                     "link_signing_secret", "alert_webhook_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `STRIPE_SECRET_KEY=` in a .env file means "not set", not "the empty key".
         return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file",
-                     "usage_source_table", "usage_source_tokens_column", mode="before")
+                     "usage_source_table", "usage_source_tokens_column", "smtp_url",
+                     "portal_return_url", "templates_dir", "dunning_policy_file",
+                     mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("default_trial_days", "stripe_max_network_retries")
+    @field_validator("default_trial_days", "stripe_max_network_retries", "portal_link_days",
+                     "notification_max_attempts")
     @classmethod
     def _not_negative(cls, value: int) -> int:
         if value < 0:
@@ -80,6 +108,10 @@ class Settings(BaseSettings):
             return "sandbox"
         key = self.stripe_secret_key.get_secret_value()
         return "live" if key.startswith(("sk_live_", "rk_live_")) else "test"
+
+    @property
+    def admin_email_list(self) -> list[str]:
+        return [address.strip() for address in self.admin_emails.split(",") if address.strip()]
 
     def usage_source(self) -> dict[str, str | None] | None:
         """The existing ClickHouse events table to read, as `SourceTable` fields, or None."""
@@ -100,8 +132,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name in _SECRET_FIELDS:
                 shown = redact(value.get_secret_value()) if value is not None else "(not set)"
-            elif name in ("database_url", "celery_broker_url", "usage_store_url") \
-                    and value is not None:
+            elif name in ("database_url", "celery_broker_url", "usage_store_url",
+                          "smtp_url") and value is not None:
                 shown = redact_url(value)
             elif value is None:
                 shown = "(not set)"

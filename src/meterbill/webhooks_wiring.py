@@ -73,9 +73,13 @@ def build_webhooks(container: Any, *, options: WebhookOptions | None = None,
     stripe = stripe or StripeEvents(container.gateway)
     verifier = verifier or StripeSignatureVerifier(options.signing_secrets,
                                                    options.tolerance_seconds)
+    # Notices are recorded in the handler's transaction and sent right after its commit.
+    processor_kwargs.setdefault("notifier", container.notifier)
+    processor_kwargs.setdefault("on_notices", container.notifications.after_commit)
     processor = WebhookProcessor(container.db, stripe, container.catalog,
-                                 dunning or RecordOnTenant(), usage or NoUsageFlush(), options,
-                                 **processor_kwargs)
+                                 dunning or _dunning(container),
+                                 usage or getattr(container, "usage_flush", None)
+                                 or NoUsageFlush(), options, **processor_kwargs)
     if runner is None:
         if options.task_runner == "celery":
             from .adapters.tasks.celery_app import CeleryTaskRunner
@@ -87,6 +91,13 @@ def build_webhooks(container: Any, *, options: WebhookOptions | None = None,
                            is_handled=lambda event_type: event_type in processor.handlers)
     admin = WebhookAdmin(container.db, runner, intake, stripe)
     return WebhookComponents(options, container.db, processor, runner, intake, admin, stripe)
+
+
+def _dunning(container: Any) -> DunningPort:
+    """The container's dunning service (its policy and notifier); a policy-free port for a
+    container that has none."""
+    found = getattr(container, "dunning", None)
+    return found if found is not None else RecordOnTenant()
 
 
 def webhooks_for(container: Any) -> WebhookComponents:

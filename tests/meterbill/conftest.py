@@ -21,6 +21,8 @@ from meterbill.bootstrap import Container, build
 from meterbill.config import Settings
 from stripe_sandbox import Sandbox, SandboxHTTPClient
 
+from .smtp import smtp_server  # noqa: F401  (a fixture for every test under tests/meterbill)
+
 PG_ENV = "METERBILL_TEST_DATABASE_URL"
 API_TOKEN = "test-token-0123456789"
 

@@ -25,6 +25,16 @@ PROTECTED = [
     ("POST", "/subscriptions/sub_123/plan", {"plan_type": "pro"}),
     ("GET", "/tenants/t_auth", None),
     ("GET", "/tenants", None),
+    ("GET", "/tenants/t_auth/usage", None),
+    ("GET", "/tenants/t_auth/entitlement", None),
+    ("GET", "/tenants/t_auth/timeline", None),
+    ("POST", "/usage/events", {"events": []}),
+    ("POST", "/usage/report", {"tenant_id": "t_auth", "subscription_id": "sub_1",
+                               "query_count": 1}),
+    ("POST", "/dunning/process", {"tenant_id": "t_auth", "failure_count": 1,
+                                  "invoice_amount": 9900}),
+    ("GET", "/notifications", None),
+    ("GET", "/notifications/1", None),
 ]
 
 
@@ -74,6 +84,17 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/subscriptions/{subscription_id}/plan": ["post"],
         "/tenants": ["get"],
         "/tenants/{tenant_id}": ["get"],
+        "/tenants/{tenant_id}/usage": ["get"],
+        "/tenants/{tenant_id}/entitlement": ["get"],
+        "/tenants/{tenant_id}/timeline": ["get"],
+        "/usage/events": ["post"],
+        "/usage/report": ["post"],
+        "/dunning/process": ["post"],
+        "/notifications": ["get"],
+        "/notifications/{notification_id}": ["get"],
+        # Public: reached from links in emails, authenticated by a signature instead.
+        "/billing/portal/{tenant_id}": ["get"],
+        "/billing/portal/return": ["get"],
     }
 
 

@@ -72,7 +72,8 @@ def test_a_failed_renewal_records_the_failure_count_and_past_due(
     state = tenant_state(container, scenario.tenant_id)
     assert state["billing_status"] == "past_due"
     assert state["payment_failures"] == 1  # the invoice's attempt_count, read from Stripe
-    assert state["rate_limit_multiplier"] == 0.5  # reduced access while past due
+    # The dunning policy's first step (a reminder) keeps full access while Stripe retries.
+    assert state["rate_limit_multiplier"] == 1.0 and state["api_access_enabled"] is True
 
 
 def test_payment_failed_after_payment_succeeded_leaves_the_tenant_active(

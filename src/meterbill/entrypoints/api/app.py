@@ -13,7 +13,17 @@ from fastapi import APIRouter, Depends, FastAPI
 import meterbill
 from meterbill.bootstrap import Container
 
-from . import customers, health, subscriptions, tenants
+from . import (
+    customers,
+    entitlement,
+    health,
+    notifications,
+    portal,
+    subscriptions,
+    tenants,
+    usage,
+    usage_reports,
+)
 from .auth import require_token, resolve_api_token
 from .errors import install_error_handlers
 from .schemas import ERROR_RESPONSES
@@ -22,13 +32,17 @@ log = logging.getLogger("meterbill.api")
 
 # Routers that need `Authorization: Bearer $METERBILL_API_TOKEN`. `/health` and
 # `/webhooks/stripe` (authenticated by Stripe's signature instead) stay outside.
-PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router)
-PUBLIC: tuple[APIRouter, ...] = (health.router,)
+PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
+                                     usage.router, entitlement.router, notifications.router,
+                                     usage_reports.router)
+# The billing-portal link of emails is authenticated by its own signature.
+PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
 
 DESCRIPTION = """
 Billing automation for usage-based SaaS: tenants ↔ Stripe customers, plans, subscriptions.
 
-Every route except `/health` needs `Authorization: Bearer $METERBILL_API_TOKEN`.
+Every route except `/health` and `/billing/portal/*` (the signed links in emails) needs
+`Authorization: Bearer $METERBILL_API_TOKEN`.
 Errors are `{"error": {"code", "message", "field"?}}`.
 """
 

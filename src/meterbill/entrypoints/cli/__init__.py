@@ -9,7 +9,7 @@ import typer
 
 from meterbill.entrypoints import worker
 
-from . import admin, billing, server, usage, webhooks
+from . import admin, billing, dunning, notifications, server, usage, usage_sync, webhooks
 from .context import CliContext
 
 app = typer.Typer(
@@ -27,7 +27,11 @@ app.add_typer(admin.catalog_app, name="catalog")
 app.add_typer(billing.tenants_app, name="tenants")
 app.add_typer(billing.subscriptions_app, name="subscriptions")
 app.add_typer(webhooks.webhooks_app, name="webhooks")
+app.add_typer(notifications.notifications_app, name="notifications")
+usage.usage_app.command("sync")(usage_sync.sync)
+usage.usage_app.command("reconcile")(usage_sync.reconcile)
 app.add_typer(usage.usage_app, name="usage")
+app.add_typer(dunning.dunning_app, name="dunning")
 app.command("worker")(worker.worker)
 
 

@@ -21,6 +21,7 @@ import typer
 import uvicorn
 from rich.panel import Panel
 
+from meterbill.adapters.tasks.inline import PeriodicSweeper
 from meterbill.bootstrap import Container
 from meterbill.config import Settings
 from meterbill.entrypoints.api import create_app
@@ -38,6 +39,7 @@ from .context import (
 )
 from .output import JsonFlag, panel_console
 from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
+from .usage_sync import scheduled_usage_sync
 
 log = logging.getLogger("meterbill.cli")
 
@@ -81,6 +83,8 @@ def serve(
             _warn_missing_customers(container)
         else:
             _warn_old_schema(container)
+        stack.callback(_start_notification_sender(container).stop)
+        stack.enter_context(scheduled_usage_sync(container))  # daily usage sync + reconcile
         _announce(container, host, port, sandbox_url, app.state.api_token_generated, as_json)
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
@@ -151,6 +155,23 @@ def _serve_sandbox(container: Container) -> Any:
     from stripe_sandbox.server import SandboxServer
 
     return SandboxServer(container.sandbox, port=0).start()
+
+
+def _start_notification_sender(container: Container) -> PeriodicSweeper:
+    """Send pending notifications every NOTIFICATION_SEND_INTERVAL_SECONDS (webhook workers
+    send theirs right after each commit; this catches retries and everything else)."""
+    try:
+        service = container.notifications
+    except ValueError as error:  # SMTP_URL or EMAIL_FROM that cannot be used
+        raise CliFailure("invalid_notification_settings", str(error), exit_code=2) from None
+
+    def send() -> None:
+        try:
+            service.send_due()
+        except Exception:  # the database may be away for a while; the next round retries
+            log.exception("sending pending notifications failed")
+
+    return PeriodicSweeper(send, container.settings.notification_send_interval_seconds).start()
 
 
 def _warn_missing_customers(container: Container) -> None:

@@ -6,10 +6,11 @@
    worker still owns the row, so a worker that was presumed dead and raced its replacement
    changes nothing.
 3. On error: the message and traceback go on the row and it is retried after a backoff, up to
-   `max_attempts` attempts, then it is `dead` (logged as an alert; `counts()["dead"]` is the
-   gauge). An event for a customer no tenant has is retried for `unknown_customer_hours`, then
-   `parked`. A worker killed mid-handling leaves a claimed row whose lease runs out; the sweep
-   hands it to another worker.
+   `max_attempts` attempts, then it is `dead` (logged, and an admin alert recorded with the
+   dead mark; `counts()["dead"]` is the gauge). An event for a customer no tenant has is
+   retried for `unknown_customer_hours`, then `parked`. A worker killed mid-handling leaves a
+   claimed row whose lease runs out; the sweep hands it to another worker.
+4. After the commit, the notices the transaction recorded go to `on_notices` (sent at once).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ import os
 import socket
 import traceback as tb
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ...adapters.db.inbox import InboxRepository
 from ...adapters.db.models import utcnow
+from ...adapters.db.notifications import new_notice_ids
 from ...adapters.db.session import Database
 from ...domain.plans import Catalog
+from ..notifications import RecordOnlyNotifier, admin_alert
+from ..notify_ports import Notice, Notifier
 from .context import HandlerContext, InboxEvent, UnknownCustomer
 from .handlers import HANDLERS, Handler
 from .options import WebhookOptions
@@ -56,7 +60,8 @@ class WebhookProcessor:
     def __init__(self, db: Database, stripe: StripeEventsPort, catalog: Catalog,
                  dunning: DunningPort, usage: UsageFlushPort, options: WebhookOptions, *,
                  handlers: Mapping[str, Handler] = HANDLERS, clock: Clock = utcnow,
-                 worker: str | None = None) -> None:
+                 worker: str | None = None, notifier: Notifier | None = None,
+                 on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
         self.db = db
         self.stripe = stripe
         self.catalog = catalog
@@ -66,6 +71,9 @@ class WebhookProcessor:
         self.handlers = handlers
         self.clock = clock
         self.worker = worker or worker_name()
+        self.notifier = notifier or RecordOnlyNotifier()
+        # Called with the ids of the notices a transaction recorded, after it committed.
+        self.on_notices = on_notices
 
     def process(self, row_id: int) -> ProcessResult:
         now = self.clock()
@@ -85,12 +93,13 @@ class WebhookProcessor:
                     status, note = "ignored", f"no handler for {event.type}"
                 else:
                     context = HandlerContext(session, self.stripe, self.catalog, self.dunning,
-                                             self.usage)
+                                             self.usage, notifier=self.notifier)
                     status, note = "handled", handler(context, event)
                 repo = InboxRepository(session)
                 if not repo.finish(row_id, self.worker, status=status, now=self.clock(),
                                    note=note):
                     raise LeaseLost(f"row {row_id} was taken over by another worker")
+                notices = new_notice_ids(session)
         except LeaseLost as lost:
             log.warning("webhook %s (%s): %s; its changes were rolled back", event.id,
                         event.type, lost)
@@ -100,7 +109,15 @@ class WebhookProcessor:
         except Exception as error:  # any handler failure is recorded and retried
             return self._failed(row_id, event, error, attempts)
         log.info("webhook %s (%s) %s: %s", event.id, event.type, status, note)
+        self._notices_committed(notices)
         return ProcessResult(row_id, status, note)
+
+    def _notices_committed(self, notice_ids: Sequence[int]) -> None:
+        if notice_ids and self.on_notices is not None:
+            try:
+                self.on_notices(list(notice_ids))
+            except Exception:  # committed notices are sent by the periodic sender anyway
+                log.exception("delivering notices %s after commit failed", list(notice_ids))
 
     def _failed(self, row_id: int, event: InboxEvent, error: Exception,
                 attempts: int) -> ProcessResult:
@@ -108,8 +125,14 @@ class WebhookProcessor:
         trace = "".join(tb.format_exception(error))
         dead = attempts >= self.options.max_attempts
         retry_at = None if dead else self.clock() + self.options.retry_delay(attempts)
+        alert = admin_alert(
+            f"webhook_dead:{event.id}:{self.clock():%Y%m%dT%H%M%S}",
+            f"Webhook {event.type} {event.id} is dead",
+            f"Stripe event {event.id} ({event.type}) failed {attempts} times and is dead: "
+            f"{message}. Fix the cause, then run `meterbill webhooks replay {event.id}`.",
+            event_id=event.id) if dead else None
         self._release(row_id, status="dead" if dead else "failed", error=message, trace=trace,
-                      retry_at=retry_at)
+                      retry_at=retry_at, alert=alert)
         if dead:
             log.error("ALERT: webhook %s (%s) is dead after %d attempts: %s. Fix the cause, "
                       "then `meterbill webhooks replay %s`.", event.id, event.type, attempts,
@@ -133,7 +156,12 @@ class WebhookProcessor:
         return ProcessResult(row_id, "failed", str(error))
 
     def _release(self, row_id: int, *, status: str, error: str, trace: str | None,
-                 retry_at: datetime | None) -> None:
+                 retry_at: datetime | None, alert: Notice | None = None) -> None:
         with self.db.session() as session:
-            InboxRepository(session).fail(row_id, self.worker, status=status, error=error,
-                                          traceback=trace, next_attempt_at=retry_at)
+            released = InboxRepository(session).fail(row_id, self.worker, status=status,
+                                                     error=error, traceback=trace,
+                                                     next_attempt_at=retry_at)
+            if released and alert is not None:  # the alert commits with the dead mark
+                self.notifier.enqueue(session, alert)
+            notices = new_notice_ids(session)
+        self._notices_committed(notices)
