@@ -9,13 +9,11 @@ its own, a fresh table per test)."""
 from __future__ import annotations
 
 import itertools
-import os
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -28,29 +26,11 @@ from stripe_sandbox.listing import public
 from stripe_sandbox.wire import dumps
 from tests.meterbill.webhooks.conftest import ManualRunner, make_options, sign
 
+from .clickhouse import needs_clickhouse
 from .sync_helpers import METER_EVENTS, PERIOD_END, START, World, event, make_world, spread
 
-CLICKHOUSE_URL = os.environ.get("METERBILL_TEST_CLICKHOUSE_URL")
-needs_clickhouse = pytest.mark.skipif(
-    not CLICKHOUSE_URL, reason="set METERBILL_TEST_CLICKHOUSE_URL (see .ci/clickhouse.sh)")
 DAY = timedelta(days=1)
 _tables = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def clickhouse_db() -> Iterator[str]:
-    assert CLICKHOUSE_URL
-    from clickhouse_driver import Client
-
-    parts = urlsplit(CLICKHOUSE_URL)
-    name = f"meterbill_sync_{uuid.uuid4().hex[:12]}"
-    admin = Client.from_url(urlunsplit(parts._replace(path="/default")))
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.disconnect()
 
 
 @pytest.fixture(params=["duckdb", pytest.param("clickhouse", marks=needs_clickhouse)])

@@ -4,15 +4,13 @@ METERBILL_TEST_CLICKHOUSE_URL is set (`.ci/clickhouse.sh` starts one and prints 
 from __future__ import annotations
 
 import itertools
-import os
 import random
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -21,9 +19,7 @@ from meterbill.adapters.usage.duckdb_store import DuckDBUsageStore
 from meterbill.domain.usage import DailyTotal, UsageEvent, daily_buckets
 from meterbill.services.usage_ports import UsageStore
 
-CLICKHOUSE_URL = os.environ.get("METERBILL_TEST_CLICKHOUSE_URL")
-needs_clickhouse = pytest.mark.skipif(
-    not CLICKHOUSE_URL, reason="set METERBILL_TEST_CLICKHOUSE_URL (see .ci/clickhouse.sh)")
+from .clickhouse import needs_clickhouse
 
 DAY0 = datetime(2026, 5, 1, tzinfo=UTC)
 INGESTED = datetime(2026, 5, 10, tzinfo=UTC)
@@ -37,23 +33,6 @@ def ev(event_id: str, tenant: str = "t1", at: timedelta = timedelta(hours=1), qu
 
 def days(n: float) -> timedelta:
     return timedelta(days=n)
-
-
-@pytest.fixture(scope="session")
-def clickhouse_db() -> Iterator[str]:
-    """A database of its own for this test session, dropped afterwards."""
-    assert CLICKHOUSE_URL
-    from clickhouse_driver import Client
-
-    parts = urlsplit(CLICKHOUSE_URL)
-    name = f"meterbill_test_{uuid.uuid4().hex[:12]}"
-    admin = Client.from_url(urlunsplit(parts._replace(path="/default")))
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.disconnect()
 
 
 def _clickhouse(request: pytest.FixtureRequest, **kwargs: Any) -> Any:

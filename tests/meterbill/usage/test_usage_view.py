@@ -3,14 +3,12 @@ when METERBILL_TEST_CLICKHOUSE_URL is set), the domain maths under it, and the H
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -36,9 +34,7 @@ from meterbill.entrypoints.api import create_app
 from meterbill.services.usage_ports import UsageStore
 from meterbill.services.usage_view import UsageViewService, existing_tenants
 
-CLICKHOUSE_URL = os.environ.get("METERBILL_TEST_CLICKHOUSE_URL")
-needs_clickhouse = pytest.mark.skipif(
-    not CLICKHOUSE_URL, reason="set METERBILL_TEST_CLICKHOUSE_URL (see .ci/clickhouse.sh)")
+from .clickhouse import needs_clickhouse
 
 MAY = datetime(2026, 5, 1, tzinfo=UTC)
 JUNE = datetime(2026, 6, 1, tzinfo=UTC)
@@ -48,22 +44,6 @@ SEEDS_SENTENCE = ("You used 125,000 queries this month (25,000 over your 100,000
 
 
 # --- fixtures ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def clickhouse_db() -> Iterator[str]:
-    assert CLICKHOUSE_URL
-    from clickhouse_driver import Client
-
-    parts = urlsplit(CLICKHOUSE_URL)
-    name = f"meterbill_view_{uuid.uuid4().hex[:12]}"
-    admin = Client.from_url(urlunsplit(parts._replace(path="/default")))
-    admin.execute(f"CREATE DATABASE {name}")
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
-    finally:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.disconnect()
 
 
 @pytest.fixture(params=["duckdb", pytest.param("clickhouse", marks=needs_clickhouse)])
