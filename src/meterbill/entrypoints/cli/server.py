@@ -22,6 +22,7 @@ import uvicorn
 from rich.panel import Panel
 
 from meterbill.adapters.tasks.inline import PeriodicSweeper
+from meterbill.adapters.tasks.usage_schedule import PeriodicJob
 from meterbill.bootstrap import Container
 from meterbill.config import Settings
 from meterbill.entrypoints.api import create_app
@@ -42,6 +43,8 @@ from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
 from .usage_sync import scheduled_usage_sync
 
 log = logging.getLogger("meterbill.cli")
+
+PLAN_CHANGES_INTERVAL = 3600.0  # seconds between checks for downgrades due
 
 Host = Annotated[str, typer.Option("--host", envvar="HOST", help="Interface to listen on.")]
 
@@ -85,6 +88,7 @@ def serve(
             _warn_old_schema(container)
         stack.callback(_start_notification_sender(container).stop)
         stack.enter_context(scheduled_usage_sync(container))  # daily usage sync + reconcile
+        stack.callback(_start_plan_changes(container).stop)
         _announce(container, host, port, sandbox_url, app.state.api_token_generated, as_json)
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
@@ -155,6 +159,12 @@ def _serve_sandbox(container: Container) -> Any:
     from stripe_sandbox.server import SandboxServer
 
     return SandboxServer(container.sandbox, port=0).start()
+
+
+def _start_plan_changes(container: Container) -> PeriodicJob:
+    """Apply recorded downgrades hourly, once Stripe's period has rolled over."""
+    return PeriodicJob(container.subscriptions.apply_due_plan_changes, PLAN_CHANGES_INTERVAL,
+                       first_delay=60, name="meterbill-plan-changes").start()
 
 
 def _start_notification_sender(container: Container) -> PeriodicSweeper:
