@@ -45,6 +45,10 @@ def test_a_signed_event_is_stored_and_handed_to_the_runner(
     assert [(r.event_id, r.type, r.status, r.object_id) for r in rows] == [
         ("evt_test_000000000001", "invoice.paid", "received", "in_1")]
     assert rows[0].payload == body.decode()  # the raw body, byte for byte
+    # The answer goes out at the commit; the task is handed over right after it.
+    deadline = time.monotonic() + 5
+    while not hooks.runner.submitted and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
     assert hooks.runner.submitted == [rows[0].id]  # type: ignore[attr-defined]
 
 
@@ -153,3 +157,23 @@ def test_rate_limiter_refills_and_keeps_addresses_apart() -> None:
     assert not limiter.allow("10.0.0.1", now=100.0)
     assert limiter.allow("10.0.0.2", now=100.0)
     assert limiter.allow("10.0.0.1", now=101.5)
+
+
+def test_other_requests_pass_the_webhook_middleware(api: TestClient) -> None:
+    assert api.get(URL).status_code == 405  # FastAPI's own answer: the route is POST only
+    assert api.get("/health").status_code == 200
+    assert URL in api.get("/openapi.json").json()["paths"]  # documented by the FastAPI route
+
+
+def test_the_fastapi_route_answers_the_same_without_the_middleware(
+        container: Container, hooks: WebhookComponents) -> None:
+    from meterbill.entrypoints.api.webhooks import router
+
+    container.webhooks = hooks  # type: ignore[attr-defined]
+    app = create_app(container)
+    app.include_router(router)  # no `install`: no middleware in front of FastAPI
+    with TestClient(app) as client:
+        body = fake_event()
+        assert post(client, body, sign(body)).status_code == 200
+        assert post(client, body, "t=1,v1=bad").status_code == 400
+    assert [r.event_id for r in inbox_rows(container)] == ["evt_test_000000000001"]

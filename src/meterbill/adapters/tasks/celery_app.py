@@ -1,9 +1,15 @@
 """Celery: webhook jobs on a broker (Redis or RabbitMQ, from CELERY_BROKER_URL), processed by
 `meterbill worker` processes that scale out; beat runs the sweep.
 
-Tasks carry only the inbox row id: the row is the job's state, so a lost or repeated message is
+Tasks carry only inbox row ids: the row is the job's state, so a lost or repeated message is
 harmless (the sweep re-sends what was lost; the claim lets one worker through). Messages are
 acknowledged late, so a worker killed mid-task has its message redelivered as well.
+
+The intake hands over the rows of each committed batch together: `submit_many` sends up to
+`ROWS_PER_MESSAGE` row ids per message. One publish costs about a millisecond of the API
+process's CPU plus a broker round trip (measured in bench/bench_webhook_ack.py); per row, that
+capped acknowledgements at a few hundred a second. A message's rows are processed one after
+another by one worker thread, so the cap is small: alone, an event still travels alone.
 
 No module-level app: `make_celery()` builds one per process (`meterbill worker` for workers,
 `CeleryTaskRunner` for the API, which only sends).
@@ -13,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
@@ -23,13 +29,26 @@ from ...services.webhooks.options import WebhookOptions
 log = logging.getLogger("meterbill.webhooks")
 
 PROCESS_TASK = "meterbill.webhooks.process"
+PROCESS_MANY_TASK = "meterbill.webhooks.process_many"
 SWEEP_TASK = "meterbill.webhooks.sweep"
+USAGE_SYNC_TASK = "meterbill.usage.daily_sync"
 DEFAULT_QUEUE = "meterbill-webhooks"
+ROWS_PER_MESSAGE = 8
 
 
 def make_celery(broker_url: str, *, queue: str = DEFAULT_QUEUE,
-                sweep_interval_seconds: float = 30.0) -> Celery:
+                sweep_interval_seconds: float = 30.0,
+                usage_sync_interval_seconds: float | None = None) -> Celery:
     app = Celery("meterbill", broker=broker_url)
+    schedule: dict[str, Any] = {"meterbill-webhook-sweep": {
+        "task": SWEEP_TASK, "schedule": sweep_interval_seconds}}
+    if usage_sync_interval_seconds is None:  # USAGE_SYNC_INTERVAL_SECONDS
+        from ...config import Settings
+
+        usage_sync_interval_seconds = Settings().usage_sync_interval_seconds
+    if usage_sync_interval_seconds > 0:  # the daily usage sync and reconciliation
+        schedule["meterbill-usage-sync"] = {"task": USAGE_SYNC_TASK,
+                                            "schedule": usage_sync_interval_seconds}
     app.conf.update(
         task_default_queue=queue,
         task_acks_late=True,  # a killed worker's message goes back to the queue
@@ -37,8 +56,7 @@ def make_celery(broker_url: str, *, queue: str = DEFAULT_QUEUE,
         worker_prefetch_multiplier=4,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        beat_schedule={"meterbill-webhook-sweep": {
-            "task": SWEEP_TASK, "schedule": sweep_interval_seconds}},
+        beat_schedule=schedule,
     )
     return app
 
@@ -59,6 +77,17 @@ class CeleryTaskRunner:
     def submit(self, row_id: int) -> None:
         self.app.send_task(PROCESS_TASK, args=[row_id])
 
+    def submit_many(self, row_ids: Sequence[int]) -> None:
+        """The rows in messages of up to `ROWS_PER_MESSAGE`, over one producer."""
+        if len(row_ids) == 1:
+            self.submit(row_ids[0])
+            return
+        with self.app.producer_or_acquire() as producer:
+            for start in range(0, len(row_ids), ROWS_PER_MESSAGE):
+                self.app.send_task(PROCESS_MANY_TASK,
+                                   args=[list(row_ids[start:start + ROWS_PER_MESSAGE])],
+                                   producer=producer)
+
     def close(self) -> None:
         self.app.close()
 
@@ -71,9 +100,39 @@ def register_tasks(app: Celery, components: Callable[[], Any]) -> None:
     def process(row_id: int) -> str:
         return str(components().processor.process(int(row_id)).outcome)
 
+    @app.task(name=PROCESS_MANY_TASK)  # type: ignore[untyped-decorator]
+    def process_many(row_ids: list[int]) -> list[str]:
+        processor = components().processor
+        return [str(processor.process(int(row_id)).outcome) for row_id in row_ids]
+
     @app.task(name=SWEEP_TASK)  # type: ignore[untyped-decorator]
     def sweep() -> int:
         return int(components().sweep())
+
+    register_usage_task(app)
+
+
+def register_usage_task(app: Celery, container: Callable[[], Any] | None = None) -> None:
+    """The daily usage sync and reconciliation (beat sends it); `container()` gives the
+    bootstrap container it runs on (default: one built on its first run in this process)."""
+    usage_container = lazy(container or _usage_container)
+
+    # Not shared: Celery would otherwise add this closure to every app made later in the
+    # process (tests make several), where the first one registered would answer for all.
+    @app.task(name=USAGE_SYNC_TASK, shared=False)  # type: ignore[untyped-decorator]
+    def usage_daily_sync() -> dict[str, Any]:
+        from ...services.usage_reconcile import daily_job
+
+        made = usage_container()
+        return daily_job(made.usage_sync, made.usage_reconcile)
+
+
+def _usage_container() -> Any:
+    # The worker's own container for the usage job (built on its first run, in the process
+    # that runs it); bootstrap picks the adapters, as everywhere.
+    from ...bootstrap import build
+
+    return build()
 
 
 def lazy(factory: Callable[[], Any]) -> Callable[[], Any]:

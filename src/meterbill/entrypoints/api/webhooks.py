@@ -9,30 +9,40 @@ Answers:
 - 503 when the database cannot take the event, so that Stripe delivers it again later.
 
 Authenticated by Stripe's signature, not by the API token. `install(app, container)` adds the
-route and starts and stops the webhook workers with the app.
+endpoint and starts and stops the webhook workers with the app.
+
+The endpoint is answered at the ASGI level, by a middleware in front of FastAPI's routing: it
+needs no dependencies, validation or response models, and skipping that machinery cuts the CPU
+time of an acknowledgement by about a third (measured with bench/bench_webhook_harness.py's
+server). The FastAPI route below runs the same code; it documents the endpoint in the OpenAPI
+schema and answers when the router is included without `install`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbill.services.webhooks.ports import InvalidSignature
-from meterbill.webhooks_wiring import WebhookComponents, webhooks_for
+from meterbill.webhooks_wiring import webhooks_for
 
 from .errors import error_body
 
 log = logging.getLogger("meterbill.webhooks")
+
+PATH = "/webhooks/stripe"
+_RECEIVED = json.dumps({"received": True}).encode()
 
 router = APIRouter(tags=["webhooks"])
 
@@ -41,6 +51,7 @@ class RateLimiter:
     """A token bucket per source address: `per_minute` requests, bursts up to that many."""
 
     def __init__(self, per_minute: int, max_addresses: int = 10_000) -> None:
+        self.per_minute = per_minute
         self.rate = per_minute / 60.0
         self.capacity = float(per_minute)
         self.max_addresses = max_addresses
@@ -61,78 +72,138 @@ class RateLimiter:
             return allowed
 
 
-def _components(request: Request) -> WebhookComponents:
-    return webhooks_for(request.app.state.container)
+class _Disconnected(Exception):
+    """The sender hung up before its body was complete: nothing to store, nobody to answer."""
 
 
-def _limiter(request: Request, per_minute: int) -> RateLimiter | None:
-    if per_minute <= 0:
-        return None
-    state = request.app.state
-    limiter = getattr(state, "webhook_rate_limiter", None)
-    if limiter is None:
-        limiter = state.webhook_rate_limiter = RateLimiter(per_minute)
-    return limiter
+def _error(status: int, code: str, message: str) -> tuple[int, bytes]:
+    return status, json.dumps(error_body(code, message)).encode()
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(code, message), status_code=status)
+class WebhookEndpoint:
+    """What `POST /webhooks/stripe` does, on raw ASGI parts; one per app."""
+
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self._limiter: RateLimiter | None = None
+
+    def _allowed(self, address: str, per_minute: int) -> bool:
+        if per_minute <= 0:
+            return True
+        limiter = self._limiter
+        if limiter is None or limiter.per_minute != per_minute:  # the setting changed
+            limiter = self._limiter = RateLimiter(per_minute)
+        return limiter.allow(address)
+
+    async def answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
+        """(status, JSON body) for one delivery; raises `_Disconnected`."""
+        components = webhooks_for(self.container)
+        options = components.options
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if not self._allowed(address, options.rate_limit_per_minute):
+            log.warning("webhook from %s refused: rate limit of %d/min", address,
+                        options.rate_limit_per_minute)
+            return _error(429, "rate_limited", "Too many webhook requests from this address.")
+        signature: str | None = None
+        declared = b""
+        for name, value in scope["headers"]:
+            if name == b"stripe-signature":
+                signature = value.decode("latin-1")
+            elif name == b"content-length":
+                declared = value
+        body = await _read_limited(receive, options.max_body_bytes, declared)
+        if body is None:
+            log.warning("webhook from %s refused: body over %d bytes", address,
+                        options.max_body_bytes)
+            return _error(413, "payload_too_large",
+                          f"Webhook bodies are limited to {options.max_body_bytes} bytes.")
+        try:
+            # Verified here; stored by the intake's writer, which commits waiting events
+            # together and resolves the future only after the commit.
+            receipt = await asyncio.wrap_future(components.intake.submit(body, signature))
+        except InvalidSignature as error:
+            log.warning("webhook from %s refused: %s", address, error)
+            return _error(400, "invalid_signature", f"Webhook signature check failed: {error}")
+        except SQLAlchemyError as error:
+            log.error("webhook from %s NOT stored (database: %s); answering 503 so Stripe "
+                      "retries", address, type(error).__name__)
+            return _error(503, "inbox_unavailable",
+                          "The event could not be stored; deliver it again later.")
+        if not receipt.new:
+            log.info("webhook %s (%s) repeated; already stored", receipt.event_id, receipt.type)
+        return 200, _RECEIVED
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def _read_limited(receive: Receive, limit: int, declared: bytes) -> bytes | None:
     """The raw body, or None once it grows past `limit` bytes (read no further)."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared.isdigit() and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _Disconnected
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             return None
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-@router.post("/webhooks/stripe", summary="Receive a Stripe webhook event",
+class WebhookMiddleware:
+    """Answers `POST /webhooks/stripe` itself; passes every other request on to the app."""
+
+    def __init__(self, app: ASGIApp, endpoint: WebhookEndpoint) -> None:
+        self.app = app
+        self.endpoint = endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] != "http" or scope["method"] != "POST"
+                or _route_path(scope) != PATH):
+            await self.app(scope, receive, send)
+            return
+        try:
+            status, body = await self.endpoint.answer(scope, receive)
+        except _Disconnected:
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def _route_path(scope: Scope) -> str:
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root):] if root and path.startswith(root) else path
+
+
+@router.post(PATH, summary="Receive a Stripe webhook event",
              responses={400: {"description": "Bad signature"}, 413: {"description": "Too big"},
                         429: {"description": "Rate limited"},
                         503: {"description": "Not stored; Stripe will retry"}})
-async def receive_stripe_event(request: Request) -> JSONResponse:
-    components = _components(request)
-    options = components.options
-    address = request.client.host if request.client else "unknown"
-    limiter = _limiter(request, options.rate_limit_per_minute)
-    if limiter is not None and not limiter.allow(address):
-        log.warning("webhook from %s refused: rate limit of %d/min", address,
-                    options.rate_limit_per_minute)
-        return _error(429, "rate_limited", "Too many webhook requests from this address.")
-    body = await _read_limited(request, options.max_body_bytes)
-    if body is None:
-        log.warning("webhook from %s refused: body over %d bytes", address,
-                    options.max_body_bytes)
-        return _error(413, "payload_too_large",
-                      f"Webhook bodies are limited to {options.max_body_bytes} bytes.")
-    signature = request.headers.get("stripe-signature")
+async def receive_stripe_event(request: Request) -> Response:
+    endpoint = getattr(request.app.state, "webhook_endpoint", None)
+    if endpoint is None:
+        endpoint = request.app.state.webhook_endpoint = WebhookEndpoint(
+            request.app.state.container)
     try:
-        # Verified here; stored by the intake's writer, which commits waiting events together.
-        receipt = await asyncio.wrap_future(components.intake.submit(body, signature))
-    except InvalidSignature as error:
-        log.warning("webhook from %s refused: %s", address, error)
-        return _error(400, "invalid_signature", f"Webhook signature check failed: {error}")
-    except SQLAlchemyError as error:
-        log.error("webhook from %s NOT stored (database: %s); answering 503 so Stripe retries",
-                  address, type(error).__name__)
-        return _error(503, "inbox_unavailable",
-                      "The event could not be stored; deliver it again later.")
-    if not receipt.new:
-        log.info("webhook %s (%s) repeated; already stored", receipt.event_id, receipt.type)
-    return JSONResponse({"received": True})
+        status, body = await endpoint.answer(request.scope, request.receive)
+    except _Disconnected:
+        return Response(status_code=400)  # nobody is listening any more
+    return Response(body, status_code=status, media_type="application/json")
 
 
 def install(app: FastAPI, container: Any) -> None:
-    """Add the webhook route to `app` and run the webhook workers for the app's lifetime."""
-    app.include_router(router)
+    """Add the webhook endpoint to `app` and run the webhook workers for the app's lifetime."""
+    endpoint = WebhookEndpoint(container)
+    app.state.webhook_endpoint = endpoint
+    app.add_middleware(WebhookMiddleware, endpoint=endpoint)
+    app.include_router(router)  # the OpenAPI description (the middleware answers first)
     previous = app.router.lifespan_context
 
     @contextlib.asynccontextmanager

@@ -1,12 +1,23 @@
 """Accept a webhook: verify, store, commit, and only then hand it to the task runner.
 
-`receive` raises `InvalidSignature` (answer 400, store nothing) and lets database errors through
-(answer 5xx so that Stripe retries). It never answers "stored" for an event it did not commit.
+`submit` raises `InvalidSignature` (answer 400, store nothing); its future raises database
+errors (answer 5xx so that Stripe retries). It never answers "stored" for an event it did not
+commit.
 
 Group commit: events are written by one writer thread that takes whatever requests are waiting
 and stores them with one INSERT and one COMMIT, then answers each. Under load that turns one
 commit (an fsync) per event into one per batch; alone, an event waits for nobody. If a batch
 fails, its events are retried one by one, so one bad row cannot fail the others.
+
+The INSERT is one statement built once per database and run with the batch's rows as
+parameters (SQLAlchemy's "insertmanyvalues" sends them as multi-row INSERT ... RETURNING), so
+its SQL is compiled once: compiling a fresh multi-row VALUES clause for every batch was the
+writer's largest cost (measured in bench/bench_webhook_ack.py).
+
+Committed rows go to the task runner from a second thread, the dispatcher, so that broker
+round trips (Celery) never hold up the next commit; rows committed meanwhile go over together.
+HTTP deliveries are answered at the commit; `store` (catch-up, replays, tests) returns once
+the task runner has the row as well.
 """
 
 from __future__ import annotations
@@ -14,12 +25,14 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
-from ...adapters.db.inbox import InboxRepository
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ...adapters.db.inbox import WebhookEvent
 from ...adapters.db.models import utcnow
 from ...adapters.db.session import Database
 from .ports import SignatureVerifier, StripeEventRecord, TaskRunner, VerifiedEvent, parse_event
@@ -27,6 +40,13 @@ from .ports import SignatureVerifier, StripeEventRecord, TaskRunner, VerifiedEve
 log = logging.getLogger("meterbill.webhooks")
 
 MAX_BATCH = 256
+
+
+@runtime_checkable
+class BatchTaskRunner(Protocol):
+    """A task runner that also takes many rows in one call (Celery: fewer messages)."""
+
+    def submit_many(self, row_ids: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -37,7 +57,10 @@ class Receipt:
     row_id: int | None
 
 
-_Job = tuple[VerifiedEvent, "Future[Receipt]"]
+# The event, its answer, and whether to answer before the task handoff (the HTTP path).
+_Job = tuple[VerifiedEvent, "Future[Receipt]", bool]
+# For the dispatcher: new rows to hand over, then answers that wait for the handoff.
+_Handoff = tuple[list[tuple[VerifiedEvent, int]], list[tuple["Future[Receipt]", Receipt]]]
 
 
 class WebhookIntake:
@@ -49,16 +72,20 @@ class WebhookIntake:
         # Events of types nobody handles are stored as `ignored` at once: no task, no worker.
         self.is_handled = is_handled or (lambda event_type: True)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._handoffs: queue.Queue[_Handoff | None] = queue.Queue()
         self._writer: threading.Thread | None = None
+        self._dispatcher: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._statements: dict[str, Any] = {}  # the INSERT per database dialect
 
     def receive(self, payload: bytes, signature_header: str | None) -> Receipt:
-        return self.submit(payload, signature_header).result()
+        """Verify and store, waiting until the task runner has the new row."""
+        return self._enqueue(self.verifier.verify(payload, signature_header), False).result()
 
     def submit(self, payload: bytes, signature_header: str | None) -> Future[Receipt]:
         """Verify now (raises `InvalidSignature`); the future resolves once the event is
-        committed (or raises the database's error)."""
-        return self.store_later(self.verifier.verify(payload, signature_header))
+        committed (or raises the database's error), before its task is handed over."""
+        return self._enqueue(self.verifier.verify(payload, signature_header), True)
 
     def store(self, event: VerifiedEvent) -> Receipt:
         return self.store_later(event).result()
@@ -68,21 +95,34 @@ class WebhookIntake:
         return self.store(parse_event(record.payload))
 
     def store_later(self, event: VerifiedEvent) -> Future[Receipt]:
+        """The future resolves once the event is committed and its task handed over."""
+        return self._enqueue(event, False)
+
+    def _enqueue(self, event: VerifiedEvent, answer_first: bool) -> Future[Receipt]:
         future: Future[Receipt] = Future()
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(target=self._write_loop, daemon=True,
                                                 name="meterbill-webhook-intake")
                 self._writer.start()
-        self._queue.put((event, future))
+            if self._dispatcher is None or not self._dispatcher.is_alive():
+                self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
+                                                    name="meterbill-webhook-dispatch")
+                self._dispatcher.start()
+        self._queue.put((event, future, answer_first))
         return future
 
     def close(self) -> None:
+        """Store what is queued, hand it over, and stop both threads."""
         with self._lock:
             writer, self._writer = self._writer, None
+            dispatcher, self._dispatcher = self._dispatcher, None
         if writer is not None:
             self._queue.put(None)
             writer.join(timeout=10)
+        if dispatcher is not None:
+            self._handoffs.put(None)
+            dispatcher.join(timeout=10)
 
     # --- the writer thread ---------------------------------------------------------------------
 
@@ -108,36 +148,121 @@ class WebhookIntake:
 
     def _write(self, batch: list[_Job]) -> None:
         try:
-            stored = self._insert([event for event, _ in batch])
+            stored = self._insert([job[0] for job in batch])
         except Exception as error:  # the caller answers 503 (its log names the error type)
             if len(batch) == 1:
-                batch[0][1].set_exception(error)
+                _settle(batch[0][1], error=error)
                 return
             for job in batch:  # find the one that fails; the others are stored
                 self._write([job])
             return
-        # Committed: tasks may now look for the rows.
-        for event, future in batch:
+        # Committed: HTTP deliveries are answered now; the dispatcher hands the rows over.
+        tasks: list[tuple[VerifiedEvent, int]] = []
+        later: list[tuple[Future[Receipt], Receipt]] = []
+        for event, future, answer_first in batch:
             row_id = stored.pop(event.id, None)  # a repeat within the batch is not new
             if row_id is not None and self.is_handled(event.type):
-                self._submit(event, row_id)
-            future.set_result(Receipt(event.id, event.type, row_id is not None, row_id))
+                tasks.append((event, row_id))
+            receipt = Receipt(event.id, event.type, row_id is not None, row_id)
+            if answer_first:
+                _settle(future, receipt)
+            else:
+                later.append((future, receipt))
+        if tasks or later:
+            self._handoffs.put((tasks, later))
 
     def _insert(self, events: list[VerifiedEvent]) -> dict[str, int]:
+        """Store the events not stored yet; {event_id: row id} of those this call stored (a
+        repeat, already stored or earlier in `events`, is left out)."""
         now = utcnow()
         rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
         for e in events:
-            row: dict[str, Any] = {"event_id": e.id, "type": e.type, "created": e.created,
-                                   "payload": e.payload, "object_id": e.object_id}
-            if not self.is_handled(e.type):
-                row.update(status="ignored", handled_at=now, note=f"no handler for {e.type}")
-            rows.append(row)
-        with self.db.session() as session:
-            return InboxRepository(session).insert_many(rows)
+            if e.id in seen:
+                continue
+            seen.add(e.id)
+            handled = self.is_handled(e.type)
+            rows.append({"event_id": e.id, "type": e.type, "created": e.created,
+                         "payload": e.payload, "object_id": e.object_id,
+                         "status": "received" if handled else "ignored", "attempts": 0,
+                         "received_at": now, "handled_at": None if handled else now,
+                         "note": None if handled else f"no handler for {e.type}"})
+        with self.db.engine.begin() as connection:
+            dialect = connection.dialect.name
+            statement = self._statements.get(dialect)
+            if statement is None:  # built once: SQLAlchemy then reuses its compiled SQL
+                statement = self._statements[dialect] = _insert_statement(dialect)
+            result = connection.execute(statement, rows)
+            return {event_id: row_id for event_id, row_id in result}
 
-    def _submit(self, event: VerifiedEvent, row_id: int) -> None:
-        try:
-            self.runner.submit(row_id)
-        except Exception:  # a broker hiccup: the sweep dispatches the row later
-            log.exception("could not hand webhook %s to the task runner; the sweep will",
-                          event.id)
+    # --- the dispatcher thread -----------------------------------------------------------------
+
+    def _dispatch_loop(self) -> None:
+        while True:
+            first = self._handoffs.get()
+            if first is None:
+                return
+            tasks, later = list(first[0]), list(first[1])
+            stop = False
+            while True:  # what was committed meanwhile goes over together
+                try:
+                    more = self._handoffs.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                tasks.extend(more[0])
+                later.extend(more[1])
+            self._hand_over(tasks)
+            for future, receipt in later:
+                _settle(future, receipt)
+            if stop:
+                return
+
+    def _hand_over(self, tasks: list[tuple[VerifiedEvent, int]]) -> None:
+        """Give the committed rows to the task runner: together when it takes many at once
+        (one broker message for several rows), else one by one. A failure is logged: the
+        rows are in the inbox, and the sweep dispatches them later."""
+        if len(tasks) > 1 and isinstance(self.runner, BatchTaskRunner):
+            try:
+                self.runner.submit_many([row_id for _, row_id in tasks])
+            except Exception:
+                log.exception("could not hand %d webhooks to the task runner; the sweep will",
+                              len(tasks))
+            return
+        for event, row_id in tasks:
+            try:
+                self.runner.submit(row_id)
+            except Exception:
+                log.exception("could not hand webhook %s to the task runner; the sweep will",
+                              event.id)
+
+
+def _settle(future: Future[Receipt], receipt: Receipt | None = None,
+            error: BaseException | None = None) -> None:
+    """Resolve `future` unless its waiter gave up (a cancelled future takes no result)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(receipt)  # type: ignore[arg-type]
+    except InvalidStateError:
+        pass
+
+
+def _insert_statement(dialect: str) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, id for this database.
+
+    Whether a row was stored is read from RETURNING (psycopg reports -1 as the rowcount of such
+    an insert); the unique event id makes a repeat a no-op.
+    """
+    table: Any = WebhookEvent.__table__
+    if dialect == "postgresql":
+        insert: Any = postgresql.insert(table)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(table)
+    else:  # pragma: no cover - the settings accept only these two
+        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    return insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(
+        table.c.event_id, table.c.id)
