@@ -14,11 +14,13 @@ from pathlib import Path
 
 import pytest
 import stripe
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from meterbill.bootstrap import Container, build
 from meterbill.config import Settings
+from meterbill.entrypoints.api import create_app
 from stripe_sandbox import Sandbox, SandboxHTTPClient
 
 from .smtp import smtp_server  # noqa: F401  (a fixture for every test under tests/meterbill)
@@ -137,3 +139,17 @@ def stripe_client(sandbox: Sandbox) -> stripe.StripeClient:
     """A client on the test's sandbox, for looking at what meterbill did in Stripe."""
     return stripe.StripeClient("sk_test_sandbox", http_client=SandboxHTTPClient(sandbox),
                                max_network_retries=0)
+
+
+@pytest.fixture
+def api(container: Container) -> Iterator[TestClient]:
+    """The API over `container`, as a context manager: one event loop, which threads may share."""
+    with TestClient(create_app(container)) as client:
+        yield client
+
+
+@pytest.fixture
+def auth(container: Container) -> dict[str, str]:
+    token = container.settings.meterbill_api_token
+    assert token is not None
+    return {"Authorization": f"Bearer {token.get_secret_value()}"}

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-
-from meterbill.bootstrap import Container
-from meterbill.entrypoints.api import create_app
-
-
-@pytest.fixture
-def api(container: Container) -> Iterator[TestClient]:
-    # As a context manager the client keeps one event loop, which threads may share.
-    with TestClient(create_app(container)) as client:
-        yield client
-
-
-@pytest.fixture
-def auth(container: Container) -> dict[str, str]:
-    token = container.settings.meterbill_api_token
-    assert token is not None
-    return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 
 @pytest.fixture

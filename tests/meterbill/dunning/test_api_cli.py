@@ -4,7 +4,6 @@ trigger, their errors (401, 404, 422), the usage total's short cache, and the CL
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,6 @@ from typer.testing import CliRunner
 
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import UsageEvent
-from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.cli import CliContext, app
 from meterbill.services.entitlement import UsageTotals
 
@@ -22,12 +20,6 @@ from ..conftest import API_TOKEN
 from .conftest import EMAIL, TENANT
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
-
-
-@pytest.fixture
-def api(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as client:
-        yield client
 
 
 @pytest.fixture

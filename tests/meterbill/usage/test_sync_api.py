@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from meterbill.bootstrap import Container
-from meterbill.entrypoints.api import create_app
 from stripe_sandbox import Sandbox
 from stripe_sandbox.resources import meters
-
-
-@pytest.fixture
-def api(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as client:
-        yield client
-
-
-@pytest.fixture
-def auth(container: Container) -> dict[str, str]:
-    token = container.settings.meterbill_api_token
-    assert token is not None
-    return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from meterbill.adapters.db.migrate import upgrade
 from meterbill.adapters.db.models import Subscription, Tenant
 from meterbill.adapters.db.session import Database
 from meterbill.adapters.usage.duckdb_store import DuckDBUsageStore
-from meterbill.bootstrap import Container
 from meterbill.domain.errors import NotFound
 from meterbill.domain.plans import Catalog, load_catalog
 from meterbill.domain.usage import (
@@ -30,7 +29,6 @@ from meterbill.domain.usage import (
     parse_period,
     usage_sentence,
 )
-from meterbill.entrypoints.api import create_app
 from meterbill.services.usage_ports import UsageStore
 from meterbill.services.usage_view import UsageViewService, existing_tenants
 
@@ -281,19 +279,6 @@ def test_sentence_singular(catalog: Catalog) -> None:
 
 
 # --- the HTTP route ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def api(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container)) as client:
-        yield client
-
-
-@pytest.fixture
-def auth(container: Container) -> dict[str, str]:
-    token = container.settings.meterbill_api_token
-    assert token is not None
-    return {"Authorization": f"Bearer {token.get_secret_value()}"}
 
 
 def test_route_end_to_end_with_a_sandbox_subscription(
