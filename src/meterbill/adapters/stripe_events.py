@@ -98,16 +98,14 @@ class StripeEvents:
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceRecord:
         with stripe_errors(f"retrieve invoice {invoice_id}"):
-            obj = self.client.v1.invoices.retrieve(invoice_id)
-        return invoice_record(_data(obj))
+            return invoice_record(self.gateway.get_json("/v1/invoices", invoice_id))
 
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionRecord:
         return self.gateway.retrieve_subscription(subscription_id)
 
     def retrieve_payment_method(self, payment_method_id: str) -> PaymentMethodRecord:
         with stripe_errors(f"retrieve payment method {payment_method_id}"):
-            obj = self.client.v1.payment_methods.retrieve(payment_method_id)
-        data = _data(obj)
+            data = self.gateway.get_json("/v1/payment_methods", payment_method_id)
         card = data.get("card") or {}
         return PaymentMethodRecord(id=data["id"], customer_id=records.ref(data.get("customer")),
                                    type=data.get("type") or "card",
@@ -121,20 +119,20 @@ class StripeEvents:
 
     def clock_time(self, customer_id: str) -> datetime | None:
         with stripe_errors(f"retrieve customer {customer_id}"):
-            customer = _data(self.client.v1.customers.retrieve(customer_id))
+            customer = self.gateway.get_json("/v1/customers", customer_id)
         clock_id = records.ref(customer.get("test_clock"))
         if not clock_id:
             return None
         with stripe_errors(f"retrieve test clock {clock_id}"):
-            clock = _data(self.client.v1.test_helpers.test_clocks.retrieve(clock_id))
+            clock = self.gateway.get_json("/v1/test_helpers/test_clocks", clock_id)
         return records.timestamp(clock.get("frozen_time"))
 
     def decline_code(self, invoice_id: str) -> str | None:
         # Since API 2025-03-31 an invoice names its payment intents under `payments`.
         with stripe_errors(f"retrieve the payments of invoice {invoice_id}"):
-            obj = self.client.v1.invoices.retrieve(
-                invoice_id, params={"expand": ["payments.data.payment.payment_intent"]})
-        payments = (_data(obj).get("payments") or {}).get("data") or []
+            data = self.gateway.get_json("/v1/invoices", invoice_id,
+                                         expand=["payments.data.payment.payment_intent"])
+        payments = (data.get("payments") or {}).get("data") or []
         for payment in sorted(payments, key=lambda p: not p.get("is_default")):
             intent = (payment.get("payment") or {}).get("payment_intent")
             if isinstance(intent, dict):

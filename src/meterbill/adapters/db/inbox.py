@@ -14,6 +14,7 @@ The notices handlers record (`billing_notices`, the notification outbox) live in
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,7 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .models import Base, UTCDateTime, utcnow
 from .notifications import BillingNotice, NoticeRepository
 
-__all__ = ["BillingNotice", "InboxRepository", "NoticeRepository", "WebhookEvent"]
+__all__ = ["BillingNotice", "Claimed", "InboxRepository", "NoticeRepository", "WebhookEvent"]
 
 # received: stored, not yet tried; processing: claimed by a worker (see claimed_until);
 # handled / ignored: done; failed: an attempt failed, retried at next_attempt_at;
@@ -86,6 +87,16 @@ def _rowcount(result: Any) -> int:
     return result.rowcount
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A row a worker just took: what processing it needs."""
+
+    row_id: int
+    payload: str
+    attempts: int  # including this one
+    received_at: datetime
+
+
 class InboxRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -128,8 +139,10 @@ class InboxRepository:
 
     # --- claiming and finishing --------------------------------------------------------------
 
-    def claim(self, row_id: int, worker: str, *, now: datetime, lease: timedelta) -> bool:
-        """Take the row for `worker` until now + lease; False when it is not ours to take.
+    def claim(self, row_id: int, worker: str, *, now: datetime,
+              lease: timedelta) -> Claimed | None:
+        """Take the row for `worker` until now + lease: what the handler needs of it, or None
+        when it is not ours to take.
 
         A row can be taken when it is waiting (received, or failed and due) or when another
         worker's lease ran out (that worker died or hung). Finished rows are never taken:
@@ -139,14 +152,18 @@ class InboxRepository:
                              WebhookEvent.claimed_until < now)
         due = or_(WebhookEvent.next_attempt_at.is_(None), WebhookEvent.next_attempt_at <= now)
         takeable = or_(and_(WebhookEvent.status.in_(RUNNABLE), due), lease_expired)
-        result = self.session.execute(
+        # One statement takes the row and returns it (RETURNING: PostgreSQL, SQLite >= 3.35).
+        found = self.session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.id == row_id, takeable)
             .values(status="processing", claimed_by=worker, claimed_until=now + lease,
                     attempts=WebhookEvent.attempts + 1)
+            .returning(WebhookEvent.payload, WebhookEvent.attempts, WebhookEvent.received_at)
             .execution_options(synchronize_session=False)
-        )
-        return _rowcount(result) == 1
+        ).first()
+        if found is None:
+            return None
+        return Claimed(row_id, found.payload, found.attempts, found.received_at)
 
     def finish(self, row_id: int, worker: str, *, status: str, now: datetime,
                note: str | None) -> bool:

@@ -91,6 +91,9 @@ class Tenant(Base):
     # How many subscriptions were ever recorded for the tenant: the nonce in the idempotency
     # key of the next subscription create, and a compare-and-set guard against twins.
     subscription_seq: Mapped[int] = mapped_column(Integer, default=0)
+    # Bumped by every webhook handler that commits a decision about the tenant: a handler
+    # commits only if it is still the value it read before asking Stripe (optimistic lock).
+    state_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

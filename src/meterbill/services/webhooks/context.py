@@ -4,6 +4,16 @@ A handler runs inside ONE transaction that also marks the inbox row handled: eit
 database changes and the handled mark commit, or none do (a crash, an error, a lost lease), and
 the next attempt starts from a clean slate. Handlers read the current state of the object from
 Stripe before deciding, never the event's copy alone.
+
+Handlers of one tenant must not commit decisions out of order: each re-reads Stripe and then
+writes, and an interleaved one could write an older read last. They take turns optimistically:
+`tenant_for_customer` notes the tenant's `state_version` without locking, the handler asks
+Stripe, and the transaction's first write (or `confirm`, run by the processor before the handled
+mark) bumps the version only if it is unchanged, else raises `StaleTenant` and the processor
+runs the handler again on a fresh transaction (a fresh Stripe read). Nothing is locked while
+Stripe answers, which on SQLite would hold the whole database's write lock for the length of an
+HTTP call, stalling every other handler and the webhook endpoint's inserts. After repeated
+conflicts the processor's last run locks the tenant before Stripe is read instead (`lock_first`).
 """
 
 from __future__ import annotations
@@ -14,14 +24,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from ...adapters.db.models import Tenant
 from ...adapters.db.repositories import TenantRepository
 from ...domain.plans import Catalog
 from ..notify_ports import Notice, Notifier
 from .ports import DunningPort, StripeEventsPort, UsageFlushPort
+
+
+class StaleTenant(Exception):
+    """Another handler committed a decision about the tenant after this one read it."""
 
 
 class UnknownCustomer(Exception):
@@ -74,25 +88,86 @@ class HandlerContext:
     notes: list[str] = field(default_factory=list)
     # Records notices in this transaction (the outbox); the processor sends them after commit.
     notifier: Notifier | None = None
+    # Lock every tenant before reading Stripe (the processor's last try after conflicts).
+    lock_first: bool = False
+    # Tenant row id -> the state_version this handler's decision is based on.
+    seen_versions: dict[int, int] = field(default_factory=dict)
+    _claimed: set[int] = field(default_factory=set)  # tenants whose version this one bumped
+    _claiming: bool = False
+
+    def __post_init__(self) -> None:
+        # The version check runs before the transaction's first write, whatever writes it
+        # (an ORM flush or a statement): every handler then locks its tenant's row before any
+        # other, the order the pessimistic lock had, so two handlers cannot deadlock.
+        event.listen(self.session, "before_flush", self._before_write)
+        event.listen(self.session, "do_orm_execute", self._before_statement)
 
     def tenant_for_customer(self, customer_id: str) -> Tenant:
-        """The tenant of a Stripe customer, locked for the rest of the handler's transaction;
-        `UnknownCustomer` when no tenant has it.
+        """The tenant of a Stripe customer; `UnknownCustomer` when no tenant has it. Call it
+        before reading Stripe: its version is what the first write of the transaction (or
+        `confirm`) checks.
 
-        Handlers of one tenant must take turns: each re-reads Stripe and then writes, and two
-        interleaved ones could write an older read last (or insert the same row twice). A no-op
-        UPDATE is the lock on both databases: PostgreSQL locks the row, SQLite takes its
-        database write lock, each held until commit. Call it before reading Stripe.
-        """
+        With `lock_first` the row is locked at once for the rest of the transaction
+        (PostgreSQL: the row; SQLite: the database's write lock)."""
         tenant = TenantRepository(self.session).by_customer(customer_id) if customer_id else None
         if tenant is None:
             raise UnknownCustomer(customer_id)
-        self.session.execute(
-            update(Tenant).where(Tenant.id == tenant.id)
-            .values(updated_at=Tenant.updated_at)
-            .execution_options(synchronize_session=False))
-        self.session.refresh(tenant)  # what the previous holder of the lock committed
+        if tenant.id in self.seen_versions:
+            return tenant
+        if self.lock_first:
+            self._claiming = True
+            try:
+                self.session.execute(
+                    update(Tenant).where(Tenant.id == tenant.id)
+                    .values(state_version=Tenant.state_version + 1)
+                    .execution_options(synchronize_session=False))
+            finally:
+                self._claiming = False
+            self.session.refresh(tenant)  # what the previous holder of the lock committed
+            self._claimed.add(tenant.id)
+        self.seen_versions[tenant.id] = tenant.state_version
         return tenant
+
+    def confirm(self) -> None:
+        """Commit-time check for a handler that wrote nothing yet, or read a tenant after its
+        first write: every tenant it decided about is as it read it."""
+        self.session.flush()
+        self._claim()
+
+    def _before_statement(self, state: ORMExecuteState) -> None:
+        if not state.is_select:
+            self._before_write()
+
+    def _before_write(self, *_: Any) -> None:
+        if not self._claiming:
+            self._claim()
+
+    def _claim(self) -> None:
+        """Bump each seen tenant's version if it is still the one read (this takes the row's
+        lock until commit), else `StaleTenant`: another handler decided meanwhile."""
+        self._claiming = True
+        try:
+            for tenant_id, seen in self.seen_versions.items():
+                if tenant_id in self._claimed:
+                    continue
+                result = self.session.execute(
+                    update(Tenant).where(Tenant.id == tenant_id, Tenant.state_version == seen)
+                    .values(state_version=seen + 1)
+                    .execution_options(synchronize_session=False))
+                if getattr(result, "rowcount", 1) != 1:
+                    raise StaleTenant(f"tenant row {tenant_id} changed while this handler ran")
+                self._claimed.add(tenant_id)
+        finally:
+            self._claiming = False
+
+    def stale(self, session: Session) -> bool:
+        """Whether another transaction changed a tenant this handler read (asked after a
+        failure, on a new session: a unique-key clash is then a conflict, not a bug)."""
+        for tenant_id, seen in self.seen_versions.items():
+            current = session.scalar(select(Tenant.state_version).where(Tenant.id == tenant_id))
+            if current is not None and current != seen:
+                return True
+        return False
 
     def notice(self, *, kind: str, dedupe_key: str, detail: str, tenant_id: str | None,
                event_id: str | None, facts: Mapping[str, Any] | None = None,

@@ -1,10 +1,12 @@
 """Process one inbox row: claim it, run its handler, record the outcome.
 
-1. Claim (committed on its own): the row becomes `processing`, owned by this worker until the
-   lease ends. A row another worker holds, or one already handled, is skipped.
+1. Claim (committed on its own, one statement that also returns the event): the row becomes
+   `processing`, owned by this worker until the lease ends. A row another worker holds, or one
+   already handled, is skipped.
 2. Handle, in one transaction with the handled mark: the handler's writes commit only if this
    worker still owns the row, so a worker that was presumed dead and raced its replacement
-   changes nothing.
+   changes nothing, and only if no other handler changed the same tenant since this one read
+   it (else it runs again at once on the new state; context.py).
 3. On error: the message and traceback go on the row and it is retried after a backoff, up to
    `max_attempts` attempts, then it is `dead` (logged, and an admin alert recorded with the
    dead mark; `counts()["dead"]` is the gauge). An event for a customer no tenant has is
@@ -31,7 +33,7 @@ from ...adapters.db.session import Database
 from ...domain.plans import Catalog
 from ..notifications import RecordOnlyNotifier, admin_alert
 from ..notify_ports import Notice, Notifier
-from .context import HandlerContext, InboxEvent, UnknownCustomer
+from .context import HandlerContext, InboxEvent, StaleTenant, UnknownCustomer
 from .handlers import HANDLERS, Handler
 from .options import WebhookOptions
 from .ports import DunningPort, StripeEventsPort, UsageFlushPort
@@ -39,6 +41,10 @@ from .ports import DunningPort, StripeEventsPort, UsageFlushPort
 log = logging.getLogger("meterbill.webhooks")
 
 Clock = Callable[[], datetime]
+
+# Runs of a handler per attempt when other handlers of the same tenant keep committing first;
+# the last run locks the tenant before reading Stripe (context.py).
+CONFLICT_RUNS = 3
 
 
 class LeaseLost(Exception):
@@ -76,41 +82,60 @@ class WebhookProcessor:
         self.on_notices = on_notices
 
     def process(self, row_id: int) -> ProcessResult:
-        now = self.clock()
         with self.db.session() as session:
-            if not InboxRepository(session).claim(row_id, self.worker, now=now,
-                                                  lease=self.options.lease):
-                return ProcessResult(row_id, "skipped", "not due, or claimed elsewhere")
-        with self.db.session() as session:
-            row = InboxRepository(session).get(row_id)
-            assert row is not None
-            event = InboxEvent.parse(row.id, row.payload)
-            attempts, received_at = row.attempts, row.received_at
+            claimed = InboxRepository(session).claim(row_id, self.worker, now=self.clock(),
+                                                     lease=self.options.lease)
+        if claimed is None:
+            return ProcessResult(row_id, "skipped", "not due, or claimed elsewhere")
+        event = InboxEvent.parse(row_id, claimed.payload)
         handler = self.handlers.get(event.type)
+        for run in range(1, CONFLICT_RUNS + 1):
+            context: HandlerContext | None = None
+            try:
+                with self.db.session() as session:
+                    if handler is None:
+                        status, note = "ignored", f"no handler for {event.type}"
+                    else:
+                        # The last run locks first: no more conflicts to lose.
+                        context = HandlerContext(session, self.stripe, self.catalog,
+                                                 self.dunning, self.usage,
+                                                 notifier=self.notifier,
+                                                 lock_first=run == CONFLICT_RUNS)
+                        status, note = "handled", handler(context, event)
+                        context.confirm()
+                    if not InboxRepository(session).finish(row_id, self.worker, status=status,
+                                                           now=self.clock(), note=note):
+                        raise LeaseLost(f"row {row_id} was taken over by another worker")
+                    notices = new_notice_ids(session)
+            except LeaseLost as lost:
+                log.warning("webhook %s (%s): %s; its changes were rolled back", event.id,
+                            event.type, lost)
+                return ProcessResult(row_id, "lost", str(lost))
+            except UnknownCustomer as error:
+                return self._unknown_customer(row_id, event, error, claimed.received_at)
+            except Exception as error:  # any handler failure is recorded and retried
+                if run < CONFLICT_RUNS and self._conflict(context, error):
+                    log.info("webhook %s (%s): another handler changed the tenant meanwhile; "
+                             "running again on the new state", event.id, event.type)
+                    continue
+                return self._failed(row_id, event, error, claimed.attempts)
+            log.info("webhook %s (%s) %s: %s", event.id, event.type, status, note)
+            self._notices_committed(notices)
+            return ProcessResult(row_id, status, note)
+        raise AssertionError("unreachable: the last run returns")
+
+    def _conflict(self, context: HandlerContext | None, error: Exception) -> bool:
+        """Whether `error` came from racing another handler of the same tenant: its commit
+        check failed, or it failed on something that handler had just written (a unique key)."""
+        if context is None:
+            return False
+        if isinstance(error, StaleTenant):
+            return True
         try:
             with self.db.session() as session:
-                if handler is None:
-                    status, note = "ignored", f"no handler for {event.type}"
-                else:
-                    context = HandlerContext(session, self.stripe, self.catalog, self.dunning,
-                                             self.usage, notifier=self.notifier)
-                    status, note = "handled", handler(context, event)
-                repo = InboxRepository(session)
-                if not repo.finish(row_id, self.worker, status=status, now=self.clock(),
-                                   note=note):
-                    raise LeaseLost(f"row {row_id} was taken over by another worker")
-                notices = new_notice_ids(session)
-        except LeaseLost as lost:
-            log.warning("webhook %s (%s): %s; its changes were rolled back", event.id,
-                        event.type, lost)
-            return ProcessResult(row_id, "lost", str(lost))
-        except UnknownCustomer as error:
-            return self._unknown_customer(row_id, event, error, received_at)
-        except Exception as error:  # any handler failure is recorded and retried
-            return self._failed(row_id, event, error, attempts)
-        log.info("webhook %s (%s) %s: %s", event.id, event.type, status, note)
-        self._notices_committed(notices)
-        return ProcessResult(row_id, status, note)
+                return context.stale(session)
+        except Exception:
+            return False
 
     def _notices_committed(self, notice_ids: Sequence[int]) -> None:
         if notice_ids and self.on_notices is not None:
