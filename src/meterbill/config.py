@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     webhook_tolerance_seconds: int = 300
     webhook_rate_limit_per_minute: int = 1200
     webhook_max_attempts: int = 8
+    webhook_retry_base_seconds: float = 30.0
+    webhook_unknown_customer_hours: float = 1.0
+    webhook_lease_seconds: float = 300.0
+    webhook_sweep_after_seconds: float = 60.0
+    webhook_sweep_interval_seconds: float = 30.0
     webhook_workers: int = 4
     # Usage store (see adapters/usage/__init__.py for the URL forms).
     usage_store_url: str = "duckdb:///var/usage.duckdb"

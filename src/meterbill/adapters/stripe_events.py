@@ -100,6 +100,17 @@ class StripeEvents:
         with stripe_errors(f"retrieve invoice {invoice_id}"):
             return invoice_record(self.gateway.get_json("/v1/invoices", invoice_id))
 
+    def retrieve_invoice_and_subscription(
+            self, invoice_id: str) -> tuple[InvoiceRecord, SubscriptionRecord | None]:
+        # Since API 2025-03-31 the subscription is under parent.subscription_details.
+        with stripe_errors(f"retrieve invoice {invoice_id}"):
+            data = self.gateway.get_json("/v1/invoices", invoice_id,
+                                         expand=["parent.subscription_details.subscription"])
+        details = (data.get("parent") or {}).get("subscription_details") or {}
+        expanded = details.get("subscription")
+        subscription = records.subscription(expanded) if isinstance(expanded, dict) else None
+        return invoice_record(data), subscription
+
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionRecord:
         return self.gateway.retrieve_subscription(subscription_id)
 

@@ -27,11 +27,16 @@ def worker(
     concurrency: Annotated[int, typer.Option(help="Worker processes/threads.")] = 4,
     pool: Annotated[str, typer.Option(help="Celery pool: prefork, threads, solo.")] = "threads",
     beat: Annotated[bool, typer.Option("--beat", help="Also run the periodic sweep.")] = False,
-    sweep_interval: Annotated[float, typer.Option(
-        "--sweep-interval", help="Seconds between sweeps with --beat.")] = 30.0,
+    sweep_interval: Annotated[float | None, typer.Option(
+        "--sweep-interval", help="Seconds between sweeps with --beat (default "
+                                 "WEBHOOK_SWEEP_INTERVAL_SECONDS, 30).")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Process Stripe webhook events from the Celery broker until stopped."""
+    if sweep_interval is None:
+        from meterbill.config import Settings
+
+        sweep_interval = Settings().webhook_sweep_interval_seconds
     run_worker(broker, queue, concurrency=concurrency, pool=pool, beat=beat,
                sweep_interval_seconds=sweep_interval, loglevel=loglevel)
 

@@ -163,3 +163,50 @@ def test_events_go_through_the_broker_to_a_worker_and_beat_sweeps_a_lost_one(
     assert scenario.renewal_invoice in (row.note or "")  # its handler ran, in the worker
     state = tenant_state(container, scenario.tenant_id)
     assert state["billing_status"] == "active" and state["payment_failures"] == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:  # a zombie (killed, not yet reaped) counts as gone
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_beat_ends_when_its_worker_is_killed(container: Container, broker: str,
+                                            tmp_path: Path) -> None:
+    queue = f"meterbill-test-{secrets.token_hex(4)}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRIPE_")}
+    env.update(DATABASE_URL=container.settings.database_url, CELERY_BROKER_URL=broker,
+               METERBILL_CELERY_QUEUE=queue)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "meterbill.entrypoints.worker", "--concurrency", "1",
+         "--loglevel", "WARNING", "--beat"], env=env, cwd=tmp_path,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (beat := _children(process.pid)):  # the threads pool forks only beat
+            assert process.poll() is None and time.monotonic() < deadline, "no beat started"
+            time.sleep(0.2)
+        time.sleep(1)  # past beat's start-up
+        os.kill(process.pid, signal.SIGKILL)  # the worker only: nobody to stop beat
+        process.wait()
+        deadline = time.monotonic() + 20
+        while any(_alive(pid) for pid in beat):
+            assert time.monotonic() < deadline, f"beat {beat} outlived its killed worker"
+            time.sleep(0.2)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        _delete_queue(broker, queue)

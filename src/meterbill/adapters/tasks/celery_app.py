@@ -17,12 +17,18 @@ No module-level app: `make_celery()` builds one per process (`meterbill worker` 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
+import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from celery import Celery
+from celery.signals import beat_embedded_init
 
 from ...services.webhooks.options import WebhookOptions
 
@@ -59,6 +65,24 @@ def make_celery(broker_url: str, *, queue: str = DEFAULT_QUEUE,
         beat_schedule=schedule,
     )
     return app
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@beat_embedded_init.connect(weak=False)
+def _beat_dies_with_its_worker(**_: Any) -> None:
+    """`worker --beat` runs beat in a child process. A worker killed with SIGKILL cannot stop
+    it, and the orphan would go on sending sweeps (and a restarted worker would start a second
+    beat): ask the kernel to send the child SIGTERM when its parent dies (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        log.warning("beat cannot follow its worker's death (prctl errno %s)", ctypes.get_errno())
+        return
+    if os.getppid() == 1:  # the worker died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class CeleryTaskRunner:

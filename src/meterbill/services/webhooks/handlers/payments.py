@@ -66,9 +66,10 @@ def _set_status(tenant: Tenant, status: str) -> None:
 
 def current_invoice(ctx: HandlerContext, invoice_id: str) -> InvoiceRecord:
     """The invoice that decides the tenant's payment state: the subscription's latest one."""
-    invoice = ctx.stripe.retrieve_invoice(invoice_id)
-    if invoice.subscription_id:
+    invoice, subscription = ctx.stripe.retrieve_invoice_and_subscription(invoice_id)
+    if invoice.subscription_id and subscription is None:  # not expanded: ask for it
         subscription = ctx.stripe.retrieve_subscription(invoice.subscription_id)
+    if subscription is not None:
         latest = subscription.latest_invoice
         if latest and latest != invoice.id:
             newer = ctx.stripe.retrieve_invoice(latest)
