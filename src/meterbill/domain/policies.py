@@ -81,5 +81,20 @@ def access_for(
     return AccessDecision(access, _RATE_LIMIT[access], reason)
 
 
+def effective_access(billing_status: str, *, soft_suspended: bool, api_access_enabled: bool,
+                     rate_limit_multiplier: float | None) -> AccessDecision:
+    """What a tenant may use now: `access_for`, with the rate-limit multiplier recorded on the
+    tenant (the dunning policy's, which may differ from `access_for`'s 0.5 for reduced access).
+    A multiplier of zero means no access; below one, reduced."""
+    decision = access_for(billing_status, soft_suspended=soft_suspended,
+                          api_access_enabled=api_access_enabled)
+    multiplier = float(rate_limit_multiplier or 0.0)
+    if decision.access == "none" or multiplier <= 0.0:
+        return AccessDecision("none", 0.0, decision.reason)
+    if multiplier < 1.0:
+        return AccessDecision("reduced", multiplier, decision.reason)
+    return AccessDecision(decision.access, multiplier, decision.reason)
+
+
 def is_live(status: str) -> bool:
     return status in LIVE_STATUSES

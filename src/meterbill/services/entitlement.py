@@ -29,7 +29,7 @@ from ..adapters.db.session import Database
 from ..adapters.db.timeline import TimelineEntry
 from ..domain.dunning import GOOD_STANDING, TRIAL_GRACE, TRIAL_SUSPENDED, DunningPolicy
 from ..domain.plans import Catalog
-from ..domain.policies import Access, access_for
+from ..domain.policies import Access, effective_access
 from .tenants import unknown_tenant
 from .usage_ports import UsageStore
 from .views import _View
@@ -122,13 +122,10 @@ class EntitlementService:
         if row is None:
             raise unknown_tenant(tenant_id)
         state = row.dunning_state or GOOD_STANDING
-        decision = access_for(row.billing_status, soft_suspended=bool(row.soft_suspended),
-                              api_access_enabled=bool(row.api_access_enabled))
-        access, multiplier = decision.access, float(row.rate_limit_multiplier or 0.0)
-        if access == "none" or multiplier <= 0.0:
-            access, multiplier = "none", 0.0
-        elif multiplier < 1.0:
-            access = "reduced"  # the policy's multiplier, which may differ from 0.5
+        decision = effective_access(row.billing_status, soft_suspended=bool(row.soft_suspended),
+                                    api_access_enabled=bool(row.api_access_enabled),
+                                    rate_limit_multiplier=row.rate_limit_multiplier)
+        access, multiplier = decision.access, decision.rate_limit_multiplier
         failures, plan_key = row.payment_failures or 0, row.current_plan
         start, end = row.current_period_start, row.current_period_end
         reason = self._reason(state, failures, decision.reason)

@@ -6,7 +6,7 @@ from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
 from ..domain.errors import NotFound
-from ..domain.policies import access_for
+from ..domain.policies import effective_access
 from .ports import StripePort
 from .views import BillingSummary, TenantView
 
@@ -45,8 +45,11 @@ class TenantService:
             if tenant.stripe_subscription_id:
                 subscription = SubscriptionRepository(session).get(tenant.stripe_subscription_id)
         on_file = self._payment_method_on_file(tenant.stripe_customer_id)
-        decision = access_for(tenant.billing_status, soft_suspended=tenant.soft_suspended,
-                              api_access_enabled=tenant.api_access_enabled)
+        # The multiplier recorded on the tenant (the dunning policy's), as the entitlement
+        # endpoint reports it.
+        decision = effective_access(tenant.billing_status, soft_suspended=tenant.soft_suspended,
+                                    api_access_enabled=tenant.api_access_enabled,
+                                    rate_limit_multiplier=tenant.rate_limit_multiplier)
         return BillingSummary(
             tenant=tenant_view(tenant),
             plan=tenant.current_plan,

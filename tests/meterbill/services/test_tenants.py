@@ -44,3 +44,20 @@ def test_summary_needs_stripe_for_the_payment_method(
     with pytest.raises(StripeUnavailable):
         broken.tenants.get("solo")
     assert [t.tenant_id for t in broken.tenants.list()] == ["solo"]  # the list is local only
+
+
+def test_summary_reports_the_dunning_policy_multiplier_as_entitlement_does(
+        container: Container) -> None:
+    from sqlalchemy import update
+
+    from meterbill.adapters.db.models import Tenant
+
+    container.customers.ensure_customer("slow", "me@slow.test", None)
+    with container.db.session() as session:  # as a final warning with a 0.25 policy leaves it
+        session.execute(update(Tenant).where(Tenant.tenant_id == "slow").values(
+            billing_status="past_due", soft_suspended=True, api_access_enabled=True,
+            rate_limit_multiplier=0.25))
+    summary = container.tenants.get("slow")
+    entitlement = container.entitlement.get("slow")
+    assert (summary.access, summary.rate_limit_multiplier) == ("reduced", 0.25)
+    assert (entitlement.access, entitlement.rate_limit_multiplier) == ("reduced", 0.25)
