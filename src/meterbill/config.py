@@ -43,12 +43,12 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: int = 512 * 1024
     webhook_tolerance_seconds: int = 300
     webhook_rate_limit_per_minute: int = 1200
-    webhook_max_attempts: int = 8
-    webhook_retry_base_seconds: float = 30.0
-    webhook_unknown_customer_hours: float = 1.0
-    webhook_lease_seconds: float = 300.0
-    webhook_sweep_after_seconds: float = 60.0
-    webhook_sweep_interval_seconds: float = 30.0
+    webhook_max_attempts: int = Field(default=8, ge=1)
+    webhook_retry_base_seconds: float = Field(default=30.0, gt=0)
+    webhook_unknown_customer_hours: float = Field(default=1.0, ge=0)
+    webhook_lease_seconds: float = Field(default=300.0, gt=0)
+    webhook_sweep_after_seconds: float = Field(default=60.0, ge=0)
+    webhook_sweep_interval_seconds: float = Field(default=30.0, gt=0)
     webhook_workers: int = 4
     # Usage store (see adapters/usage/__init__.py for the URL forms).
     usage_store_url: str = "duckdb:///var/usage.duckdb"
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     portal_return_url: str | None = None
     templates_dir: Path | None = None  # email template overrides, file by file
     notification_max_attempts: int = 8
-    notification_send_interval_seconds: float = 30.0
+    notification_send_interval_seconds: float = Field(default=30.0, gt=0)
     # Dunning (docs/dunning.md): the policy file (default: the packaged dunning.toml), and how
     # long the entitlement endpoint may reuse a tenant's usage total (0 = read it every time).
     dunning_policy_file: Path | None = None

@@ -14,7 +14,8 @@ from typing import Any
 
 from .adapters.db.session import Database
 from .adapters.stripe_events import StripeEvents, StripeSignatureVerifier
-from .adapters.tasks.inline import InlineTaskRunner, PeriodicSweeper
+from .adapters.tasks.inline import InlineTaskRunner
+from .adapters.tasks.periodic import PeriodicJob
 from .services.webhooks.admin import WebhookAdmin
 from .services.webhooks.handlers import RecordOnTenant
 from .services.webhooks.intake import WebhookIntake
@@ -42,7 +43,7 @@ class WebhookComponents:
     intake: WebhookIntake
     admin: WebhookAdmin
     stripe: StripeEventsPort
-    _sweeper: PeriodicSweeper | None = field(default=None, repr=False)
+    _sweeper: PeriodicJob | None = field(default=None, repr=False)
 
     def sweep(self, now: datetime | None = None) -> int:
         return sweep(self.db, self.runner, self.options, now)
@@ -50,8 +51,9 @@ class WebhookComponents:
     def start(self) -> None:
         """Start the periodic sweep in this process (inline runner; Celery uses beat)."""
         if self._sweeper is None and isinstance(self.runner, InlineTaskRunner):
-            self._sweeper = PeriodicSweeper(self.sweep,
-                                            self.options.sweep_interval_seconds).start()
+            interval = self.options.sweep_interval_seconds
+            self._sweeper = PeriodicJob(self.sweep, interval, first_delay=interval,
+                                        name="meterbill-webhook-sweep").start()
 
     def close(self) -> None:
         if self._sweeper is not None:

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from meterbill.adapters.tasks import celery_app
-from meterbill.adapters.tasks.usage_schedule import PeriodicJob
+from meterbill.adapters.tasks.periodic import PeriodicJob
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.cli import CliContext, app
 from meterbill.entrypoints.cli import usage_sync as usage_cli

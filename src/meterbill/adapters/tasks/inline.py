@@ -1,4 +1,4 @@
-"""The default task runner: a thread pool inside `meterbill serve`, plus the periodic sweep.
+"""The default task runner: a thread pool inside `meterbill serve` (its sweep: periodic.py).
 
 Jobs are row ids; the inbox row is the job's only state, so nothing is lost if the process dies
 with jobs queued: the sweep (here, in whichever process runs next) dispatches them again.
@@ -65,36 +65,6 @@ class InlineTaskRunner:
         with self._lock:
             self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)
-
-
-class PeriodicSweeper:
-    """Calls `sweep()` every `interval` seconds on a daemon thread until `stop()`."""
-
-    def __init__(self, sweep: Callable[[], Any], interval: float) -> None:
-        self._sweep = sweep
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> PeriodicSweeper:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="meterbill-webhook-sweep",
-                                            daemon=True)
-            self._thread.start()
-        return self
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            try:
-                self._sweep()
-            except Exception:  # the database may be down for a while; try again next time
-                log.exception("webhook sweep failed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
 
 
 class SyncTaskRunner:

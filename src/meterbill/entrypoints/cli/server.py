@@ -21,8 +21,7 @@ import typer
 import uvicorn
 from rich.panel import Panel
 
-from meterbill.adapters.tasks.inline import PeriodicSweeper
-from meterbill.adapters.tasks.usage_schedule import PeriodicJob
+from meterbill.adapters.tasks.periodic import PeriodicJob
 from meterbill.bootstrap import Container
 from meterbill.config import Settings
 from meterbill.entrypoints.api import create_app
@@ -167,7 +166,7 @@ def _start_plan_changes(container: Container) -> PeriodicJob:
                        first_delay=60, name="meterbill-plan-changes").start()
 
 
-def _start_notification_sender(container: Container) -> PeriodicSweeper:
+def _start_notification_sender(container: Container) -> PeriodicJob:
     """Send pending notifications every NOTIFICATION_SEND_INTERVAL_SECONDS (webhook workers
     send theirs right after each commit; this catches retries and everything else)."""
     try:
@@ -175,13 +174,9 @@ def _start_notification_sender(container: Container) -> PeriodicSweeper:
     except ValueError as error:  # SMTP_URL or EMAIL_FROM that cannot be used
         raise CliFailure("invalid_notification_settings", str(error), exit_code=2) from None
 
-    def send() -> None:
-        try:
-            service.send_due()
-        except Exception:  # the database may be away for a while; the next round retries
-            log.exception("sending pending notifications failed")
-
-    return PeriodicSweeper(send, container.settings.notification_send_interval_seconds).start()
+    interval = container.settings.notification_send_interval_seconds
+    return PeriodicJob(service.send_due, interval, first_delay=interval,
+                       name="meterbill-notification-sender").start()
 
 
 def _warn_missing_customers(container: Container) -> None:

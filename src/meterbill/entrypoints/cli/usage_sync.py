@@ -132,7 +132,7 @@ def scheduled_usage_sync(container: Container) -> Iterator[Any]:
     if settings.task_runner != "inline" or settings.usage_sync_interval_seconds <= 0:
         yield None
         return
-    from meterbill.adapters.tasks.usage_schedule import PeriodicJob
+    from meterbill.adapters.tasks.periodic import PeriodicJob
 
     def run() -> None:
         daily_job(container.usage_sync, container.usage_reconcile)

@@ -1,7 +1,9 @@
 """A job run on a daemon thread: first `first_delay` seconds after start, then every `interval`.
 
-`meterbill serve` runs the daily usage sync with it (with TASK_RUNNER=celery, Celery beat runs
-it instead: see celery_app.py). A failed run is logged and the next one comes at its time.
+`meterbill serve` runs its schedules with it: the webhook sweep (with TASK_RUNNER=celery, Celery
+beat runs the sweep and the usage sync instead: see celery_app.py), the daily usage sync, the
+notification sender and the due plan changes. A failed run is logged and the next one comes at
+its time.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-log = logging.getLogger("meterbill.usage")
+log = logging.getLogger("meterbill.tasks")
 
 
 class PeriodicJob:
