@@ -130,7 +130,7 @@ class Container:
 
     @property
     def usage_ingest(self) -> UsageIngestService:
-        return UsageIngestService(self.usage_store, self.tenants.exists)
+        return UsageIngestService(self.usage_store, self.tenants.existing)
 
     @property
     def usage_sync(self) -> UsageSyncService:

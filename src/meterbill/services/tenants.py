@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
@@ -68,6 +70,11 @@ class TenantService:
     def exists(self, tenant_id: str) -> bool:
         with self.db.session() as session:
             return TenantRepository(session).get(tenant_id) is not None
+
+    def existing(self, tenant_ids: Collection[str]) -> set[str]:
+        """Which of `tenant_ids` are known tenants, in one query per 500 ids."""
+        with self.db.session() as session:
+            return TenantRepository(session).existing_ids(tenant_ids)
 
     def list(self) -> list[TenantView]:
         with self.db.session() as session:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -89,7 +89,7 @@ class UsageIngestService:
     def __init__(
         self,
         store: UsageStore,
-        tenant_exists: Callable[[str], bool],
+        known_tenants: Callable[[Collection[str]], set[str]],
         clock: Callable[[], datetime] = _utcnow,
         *,
         chunk_size: int = MAX_BATCH,
@@ -97,7 +97,9 @@ class UsageIngestService:
         if not 0 < chunk_size <= MAX_BATCH:
             raise ValueError(f"chunk_size must be between 1 and {MAX_BATCH}")
         self.store = store
-        self.tenant_exists = tenant_exists
+        # Which of some tenant ids exist: asked once per chunk for the ids not seen before (a
+        # batch of 10,000 events over 1,000 tenants would otherwise make 1,000 look-ups).
+        self.known_tenants = known_tenants
         self.clock = clock
         self.chunk_size = chunk_size
 
@@ -164,7 +166,7 @@ class UsageIngestService:
         now = self.clock()
         stamp = whole_seconds(now)
         errors: list[FieldError] = []
-        good: list[UsageEvent] = []
+        parsed_events: list[tuple[int, UsageEvent]] = []
         for offset, raw in enumerate(items):
             index = first_index + offset
             if isinstance(raw, _Unparsable):
@@ -174,10 +176,14 @@ class UsageIngestService:
             if not isinstance(parsed, UsageEvent):
                 errors.extend(parsed)
                 continue
-            known = tenants.get(parsed.tenant_id)
-            if known is None:
-                known = tenants[parsed.tenant_id] = bool(self.tenant_exists(parsed.tenant_id))
-            if known:
+            parsed_events.append((index, parsed))
+        unseen = {event.tenant_id for _, event in parsed_events} - tenants.keys()
+        if unseen:
+            found = self.known_tenants(unseen)
+            tenants.update((tenant_id, tenant_id in found) for tenant_id in unseen)
+        good: list[UsageEvent] = []
+        for index, parsed in parsed_events:
+            if tenants[parsed.tenant_id]:
                 good.append(parsed)
             else:
                 errors.append(FieldError(
@@ -185,6 +191,7 @@ class UsageIngestService:
                     f"Unknown tenant: {parsed.tenant_id}. Create it first with POST /customers "
                     "(or `meterbill tenants create`), then send its usage again.",
                 ))
+        errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable: in event order
         new = self.store.insert(good) if good else 0
         return IngestResult(
             accepted=len(good),

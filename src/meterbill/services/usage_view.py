@@ -18,13 +18,10 @@ price × units, rounded half up, as Stripe rounds a line item). The projection i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
-
-from ..adapters.db.models import Tenant
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
 from ..domain.errors import UnknownPlan
@@ -48,8 +45,6 @@ from .views import _View
 # A subscription in these states bills nothing more: its tenant has no plan for the view.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})
 PeriodSource = Literal["subscription", "calendar_month"]
-# Ids per `IN (...)`: well under SQLite's limit on bound parameters.
-_IN_CHUNK = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,23 +226,6 @@ class UsageViewService:
             notes.append(f"The tenant's plan {facts.plan_key!r} is not in the plan catalog any "
                          "more, so amounts cannot be computed.")
             return None
-
-
-def existing_tenants(db: Database, tenant_ids: Iterable[str]) -> set[str]:
-    """Which of `tenant_ids` are known tenants, in one query per 500 ids.
-
-    `POST /usage/events` checks a batch's tenants with this before ingesting: a batch of
-    10,000 events over 1,000 tenants otherwise makes 1,000 look-ups, which cost more than
-    parsing and storing the events together (see docs/usage.md).
-    """
-    wanted = sorted(set(tenant_ids))
-    found: set[str] = set()
-    with db.session() as session:
-        for first in range(0, len(wanted), _IN_CHUNK):
-            part = wanted[first:first + _IN_CHUNK]
-            found.update(session.scalars(select(Tenant.tenant_id)
-                                         .where(Tenant.tenant_id.in_(part))))
-    return found
 
 
 def _when(choice: PeriodChoice, start: datetime, end: datetime) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -37,11 +37,11 @@ def lookups() -> list[str]:
 
 @pytest.fixture
 def service(store: DuckDBUsageStore, lookups: list[str]) -> UsageIngestService:
-    def tenant_exists(tenant_id: str) -> bool:
-        lookups.append(tenant_id)
-        return tenant_id in TENANTS
+    def known_tenants(tenant_ids: Collection[str]) -> set[str]:
+        lookups.extend(tenant_ids)
+        return set(tenant_ids) & TENANTS
 
-    return UsageIngestService(store, tenant_exists, clock=lambda: NOW, chunk_size=3)
+    return UsageIngestService(store, known_tenants, clock=lambda: NOW, chunk_size=3)
 
 
 def raw(event_id: str, tenant: str = "acme", **extra: object) -> dict[str, object]:
@@ -90,7 +90,7 @@ def test_a_batch_over_10000_is_refused_whole(service: UsageIngestService,
 
 
 def test_ingested_at_comes_from_the_clock(store: DuckDBUsageStore) -> None:
-    service = UsageIngestService(store, lambda _: True, clock=lambda: NOW.replace(microsecond=7))
+    service = UsageIngestService(store, set, clock=lambda: NOW.replace(microsecond=7))
     service.ingest([raw("e1")])
     row = store._cursor().execute("SELECT ingested_at FROM usage_events").fetchone()
     assert row is not None and row[0] == NOW.replace(tzinfo=None)
@@ -179,7 +179,7 @@ def test_errors_kept_are_capped_but_all_are_counted(
     bad = MAX_REPORTED_ERRORS + 5
     path.write_text("".join(json.dumps(raw(f"e{i}", quantity=0)) + "\n" for i in range(bad))
                     + json.dumps(raw("ok")) + "\n", encoding="utf-8")
-    service = UsageIngestService(store, lambda _: True, clock=lambda: NOW, chunk_size=400)
+    service = UsageIngestService(store, set, clock=lambda: NOW, chunk_size=400)
     result = service.ingest_file(path)
     assert result.rejected == bad and len(result.errors) == MAX_REPORTED_ERRORS
     assert result.accepted == 1

@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import MAX_BATCH, METRICS
-from meterbill.services.usage_ingest import IngestResult, UsageIngestService
-from meterbill.services.usage_view import UsageViewService, existing_tenants
+from meterbill.services.usage_ingest import IngestResult
+from meterbill.services.usage_view import UsageViewService
 
 from .deps import ContainerDep
 from .errors import error_body
@@ -104,13 +104,7 @@ def _ingest(container: Container, body: bytes) -> JSONResponse:
         events = _events_of(body)
     except _BadBatch as bad:
         return bad.response
-    # The batch's tenants are checked in one query (not one per tenant); the service reports
-    # an unknown one on each of its events.
-    known = existing_tenants(container.db, (
-        event["tenant_id"] for event in events
-        if isinstance(event, dict) and isinstance(event.get("tenant_id"), str)))
-    service = UsageIngestService(container.usage_store, known.__contains__)
-    return _answer(service.ingest(events), len(events))
+    return _answer(container.usage_ingest.ingest(events), len(events))
 
 
 def _answer(result: IngestResult, size: int) -> JSONResponse:
