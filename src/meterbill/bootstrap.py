@@ -201,6 +201,11 @@ def build(settings: Settings | None = None, *, stripe_http_client: Any = None) -
     catalog = load_catalog(settings.plans_file)
     dunning_policy = load_policy(settings.dunning_policy_file)
     db = Database(settings.database_url)
+    if settings.access_webhook_url is not None:  # tenant.access_changed to the SaaS
+        from .adapters.db.access_watch import watch_access_changes
+        from .services.access_webhooks import AccessChangeRecorder
+
+        watch_access_changes(db, AccessChangeRecorder())
     gateway = StripeGateway(client)
     policy = SubscriptionPolicy(
         require_payment_method=settings.require_payment_method,
@@ -278,7 +283,13 @@ def _notifications(container: Container) -> NotificationService:
     if mailer is None:
         log.info("SMTP_URL is not set: emails are kept in the outbox as held "
                  "(`meterbill notifications list`), not sent")
-    sender = NotificationSender(container.db, mailer, alerts,
+    access = None
+    if settings.access_webhook_url is not None and settings.access_webhook_secret is not None:
+        from .adapters.outgoing_webhooks import SignedWebhook
+
+        access = SignedWebhook(settings.access_webhook_url.get_secret_value(),
+                               settings.access_webhook_secret.get_secret_value())
+    sender = NotificationSender(container.db, mailer, alerts, access_webhook=access,
                                 max_attempts=settings.notification_max_attempts)
     return NotificationService(container.db, notifier, sender,
                                delivery="smtp" if mailer is not None else "held")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 
@@ -17,7 +17,8 @@ Mode = Literal["sandbox", "test", "live"]
 
 # Settings whose values never appear in logs or `check-config` output.
 _SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
-                  "link_signing_secret", "alert_webhook_url"}
+                  "link_signing_secret", "alert_webhook_url", "access_webhook_url",
+                  "access_webhook_secret"}
 
 
 class Settings(BaseSettings):
@@ -71,6 +72,10 @@ class Settings(BaseSettings):
     email_from: str = "meterbill <billing@localhost>"
     admin_emails: str = ""  # comma-separated: who gets admin alerts
     alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook
+    # tenant.access_changed events to the SaaS (services/access_webhooks.py), signed with the
+    # secret; unset = none sent.
+    access_webhook_url: SecretStr | None = None
+    access_webhook_secret: SecretStr | None = None
     public_base_url: str = "http://127.0.0.1:8000"  # absolute links in emails
     link_signing_secret: SecretStr | None = None  # signs portal links; default: from the token
     portal_link_days: int = 30
@@ -84,7 +89,8 @@ class Settings(BaseSettings):
     entitlement_usage_cache_seconds: float = Field(default=10.0, ge=0)
 
     @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
-                     "link_signing_secret", "alert_webhook_url", mode="before")
+                     "link_signing_secret", "alert_webhook_url", "access_webhook_url",
+                     "access_webhook_secret", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # `STRIPE_SECRET_KEY=` in a .env file means "not set", not "the empty key".
@@ -105,6 +111,14 @@ class Settings(BaseSettings):
         if value < 0:
             raise ValueError("must be 0 or more")
         return value
+
+    @model_validator(mode="after")
+    def _access_webhook_is_signed(self) -> Settings:
+        if self.access_webhook_url is not None and self.access_webhook_secret is None:
+            raise ValueError("ACCESS_WEBHOOK_URL is set but ACCESS_WEBHOOK_SECRET is not: set "
+                             "a secret (e.g. 32 random bytes in hex) so the SaaS can verify "
+                             "the events")
+        return self
 
     @property
     def mode(self) -> Mode:

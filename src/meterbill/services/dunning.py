@@ -384,13 +384,14 @@ def _effective(tenant: Tenant) -> Any:
 
 
 def _locked_tenant(session: Session, tenant_id: str) -> Tenant:
-    """The tenant's row, locked until commit the way webhook handlers lock it, so a manual
-    step and an event for the same tenant take turns."""
+    """The tenant's row, locked until commit, its `state_version` moved on: a manual step and
+    a webhook handler of the same tenant take turns (a handler that read the tenant before
+    this commits runs again on the new state; webhooks/context.py)."""
     tenant = TenantRepository(session).get(tenant_id)
     if tenant is None:
         raise unknown_tenant(tenant_id)
     session.execute(update(Tenant).where(Tenant.id == tenant.id)
-                    .values(updated_at=Tenant.updated_at)
+                    .values(state_version=Tenant.state_version + 1)
                     .execution_options(synchronize_session=False))
     session.refresh(tenant)
     return tenant

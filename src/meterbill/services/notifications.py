@@ -194,6 +194,7 @@ class DeliveryReport:
 
 class NotificationSender:
     def __init__(self, db: Database, mailer: MailPort | None, alerts: AlertPort | None, *,
+                 access_webhook: AlertPort | None = None,
                  max_attempts: int = 8, clock: Clock = utcnow,
                  lease: timedelta = timedelta(minutes=5),
                  retry_base: timedelta = timedelta(seconds=30),
@@ -201,6 +202,7 @@ class NotificationSender:
         self.db = db
         self.mailer = mailer
         self.alerts = alerts
+        self.access_webhook = access_webhook  # tenant.access_changed (access_webhooks.py)
         self.max_attempts = max(1, max_attempts)
         self.clock = clock
         self.lease = lease
@@ -274,6 +276,11 @@ class NotificationSender:
             if self.alerts is None:
                 raise _NotConfigured("ALERT_WEBHOOK_URL is not set")
             self.alerts.post(text)
+            return
+        if channel == "access_webhook":
+            if self.access_webhook is None:
+                raise _NotConfigured("ACCESS_WEBHOOK_URL is not set")
+            self.access_webhook.post(text)
             return
         if self.mailer is None:
             raise _NotConfigured("SMTP_URL is not set")

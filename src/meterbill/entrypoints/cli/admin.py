@@ -99,9 +99,14 @@ def check_config(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         settings = cli.settings()
     except ValidationError as invalid:
         for problem in invalid.errors():
-            name = "_".join(str(part) for part in problem["loc"]).upper() or "settings"
-            report.error(name, f"{name}: {problem['msg']}",
-                         f"Fix: set {name} to a valid value in the environment or .env.")
+            name = "_".join(str(part) for part in problem["loc"]).upper()
+            if name:
+                report.error(name, f"{name}: {problem['msg']}",
+                             f"Fix: set {name} to a valid value in the environment or .env.")
+            else:  # a rule over several settings: its message names them and the fix
+                message = str(problem["msg"]).removeprefix("Value error, ")
+                report.error("settings", message, "Fix: as the message says, in the "
+                             "environment or .env.")
         _print_report(report, as_json)
         raise typer.Exit(1) from None
     report.settings = settings.describe()
