@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from ..adapters.db.models import Tenant, utcnow
@@ -390,8 +389,5 @@ def _locked_tenant(session: Session, tenant_id: str) -> Tenant:
     tenant = TenantRepository(session).get(tenant_id)
     if tenant is None:
         raise unknown_tenant(tenant_id)
-    session.execute(update(Tenant).where(Tenant.id == tenant.id)
-                    .values(state_version=Tenant.state_version + 1)
-                    .execution_options(synchronize_session=False))
-    session.refresh(tenant)
+    TenantRepository(session).lock(tenant)
     return tenant

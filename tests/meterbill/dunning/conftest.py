@@ -9,7 +9,6 @@ them, as Stripe's deliveries and meterbill's workers would.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,12 +23,17 @@ from meterbill.bootstrap import Container
 from meterbill.config import Settings
 from meterbill.domain.dunning import KNOWN_NOTICES
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
+from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 
-from ..conftest import make_container, make_settings
+from ..conftest import make_settings
 from ..smtp import SmtpServer
-from ..webhooks.conftest import ManualRunner, event_body, make_options
+from ..webhooks import conftest as webhook_fixtures
+from ..webhooks.conftest import event_body
+
+# The parent `container` builds on this directory's `settings`; webhook processing is the
+# webhook tests' own (the container's dunning service and notifier are its defaults).
+hooks = webhook_fixtures.hooks
 
 DAY = 86400
 HOUR = 3600
@@ -41,27 +45,6 @@ EMAIL = "billing@acme.test"
 @pytest.fixture
 def settings(database_url: str, smtp_server: SmtpServer) -> Settings:
     return make_settings(database_url, smtp_url=smtp_server.url)
-
-
-@pytest.fixture
-def container(settings: Settings, sandbox: Sandbox) -> Iterator[Container]:
-    built = make_container(settings, sandbox)
-    try:
-        yield built
-    finally:
-        built.close()
-
-
-@pytest.fixture
-def hooks(container: Container) -> Iterator[WebhookComponents]:
-    """Webhook processing with the container's dunning service and notifier (the defaults)."""
-    runner = ManualRunner()
-    components = build_webhooks(container, options=make_options(), runner=runner)
-    runner.components = components
-    try:
-        yield components
-    finally:
-        components.close()
 
 
 @dataclass

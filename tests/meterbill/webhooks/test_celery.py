@@ -182,7 +182,6 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_beat_ends_when_its_worker_is_killed(container: Container, broker: str,
                                             tmp_path: Path) -> None:
     queue = f"meterbill-test-{secrets.token_hex(4)}"

@@ -29,11 +29,12 @@ _BEFORE = "meterbill.access_before"
 Record = Callable[[Session, Tenant, AccessDecision, AccessDecision], None]
 
 
-def access_of(values: Any) -> AccessDecision:
-    get = values.get if isinstance(values, dict) else (lambda name: getattr(values, name))
-    return effective_access(get("billing_status"), soft_suspended=bool(get("soft_suspended")),
-                            api_access_enabled=bool(get("api_access_enabled")),
-                            rate_limit_multiplier=get("rate_limit_multiplier"))
+def access_of(values: dict[str, Any]) -> AccessDecision:
+    """The access that values of `ACCESS_COLUMNS` give."""
+    return effective_access(values["billing_status"],
+                            soft_suspended=bool(values["soft_suspended"]),
+                            api_access_enabled=bool(values["api_access_enabled"]),
+                            rate_limit_multiplier=values["rate_limit_multiplier"])
 
 
 def watch_access_changes(db: Database, record: Record) -> None:
@@ -61,7 +62,7 @@ def watch_access_changes(db: Database, record: Record) -> None:
         session.flush()  # what is still pending is recorded by before_flush first
         pending: dict[int, tuple[Tenant, AccessDecision]] = session.info.pop(_BEFORE, {})
         for tenant, old in pending.values():
-            new = access_of(tenant)
+            new = access_of({name: getattr(tenant, name) for name in ACCESS_COLUMNS})
             if (new.access, new.rate_limit_multiplier) != (old.access,
                                                           old.rate_limit_multiplier):
                 record(session, tenant, old, new)

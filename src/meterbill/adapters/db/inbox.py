@@ -19,22 +19,20 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    CursorResult,
     Index,
     Integer,
     String,
     Text,
     and_,
-    func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, UTCDateTime, utcnow
 from .notifications import BillingNotice, NoticeRepository
+from .statements import rowcount, session_insert, status_counts
 
 __all__ = ["BillingNotice", "Claimed", "InboxRepository", "NoticeRepository", "WebhookEvent"]
 
@@ -68,25 +66,6 @@ class WebhookEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-def _dialect_insert(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT DO NOTHING on this database.
-
-    Whether a row was inserted is read from RETURNING, never from the rowcount: psycopg reports
-    -1 as the rowcount of such an insert.
-    """
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"unsupported database dialect {dialect}")  # pragma: no cover
-
-
-def _rowcount(result: Any) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
-
-
 @dataclass(frozen=True)
 class Claimed:
     """A row a worker just took: what processing it needs."""
@@ -113,7 +92,7 @@ class InboxRepository:
         values = [{"status": "received", "attempts": 0, "received_at": now, "handled_at": None,
                    "note": None, **row}
                   for row in {row["event_id"]: row for row in reversed(rows)}.values()]
-        statement = (_dialect_insert(self.session, table).values(values).on_conflict_do_nothing()
+        statement = (session_insert(self.session, table).values(values).on_conflict_do_nothing()
                      .returning(table.c.event_id, table.c.id))
         return {event_id: row_id for event_id, row_id in self.session.execute(statement)}
 
@@ -187,7 +166,7 @@ class InboxRepository:
             .values(claimed_by=None, claimed_until=None, **values)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     def requeue(self, row_id: int) -> bool:
         """Make a finished, failed, dead or parked row run again (not one being processed)."""
@@ -197,7 +176,7 @@ class InboxRepository:
             .values(status="received", next_attempt_at=None, attempts=0)
             .execution_options(synchronize_session=False)
         )
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     # --- what needs doing --------------------------------------------------------------------
 
@@ -235,6 +214,4 @@ class InboxRepository:
 
     def counts(self) -> dict[str, int]:
         """Rows per status (every status present, zero included): the inbox gauges."""
-        query = select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
-        found = {status: int(count) for status, count in self.session.execute(query)}
-        return {status: found.get(status, 0) for status in STATUSES}
+        return status_counts(self.session, WebhookEvent.status, STATUSES)

@@ -26,21 +26,19 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Boolean,
-    CursorResult,
     Index,
     Integer,
     String,
     Text,
     and_,
-    func,
     or_,
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, UTCDateTime, utcnow
+from .statements import rowcount, session_insert, status_counts
 
 STATUSES = ("pending", "sending", "sent", "failed", "held", "recorded")
 # session.info key: ids of the notices inserted in the session's transaction, for a sender to
@@ -74,22 +72,6 @@ class BillingNotice(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
-def _insert(session: Session) -> postgresql.Insert | sqlite.Insert:
-    """An INSERT that can say ON CONFLICT DO NOTHING on this database (whether a row went in
-    is read from RETURNING: psycopg reports -1 as the rowcount of such an insert)."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(BillingNotice)
-    if dialect == "sqlite":
-        return sqlite.insert(BillingNotice)
-    raise NotImplementedError(f"unsupported database dialect {dialect}")  # pragma: no cover
-
-
-def _rowcount(result: Any) -> int:
-    assert isinstance(result, CursorResult)
-    return result.rowcount
-
-
 def new_notice_ids(session: Session) -> list[int]:
     """The ids of notices inserted in `session`'s transaction (a live list)."""
     found: list[int] = session.info.setdefault(NEW_NOTICES, [])
@@ -110,7 +92,7 @@ class NoticeRepository:
         table = BillingNotice.__table__
         row = {"status": "recorded", "attempts": 0, "channel": "email", "to_admin": False,
                **values}
-        statement = _insert(self.session).values(
+        statement = session_insert(self.session, BillingNotice).values(
             dedupe_key=dedupe_key, kind=kind, tenant_id=tenant_id, event_id=event_id,
             detail=detail, created_at=utcnow(), **row,
         ).on_conflict_do_nothing().returning(table.c.id)
@@ -157,9 +139,7 @@ class NoticeRepository:
 
     def counts(self) -> dict[str, int]:
         """Rows per status, every status present (zero included)."""
-        query = select(BillingNotice.status, func.count()).group_by(BillingNotice.status)
-        found = {status: int(count) for status, count in self.session.execute(query)}
-        return {status: found.get(status, 0) for status in STATUSES}
+        return status_counts(self.session, BillingNotice.status, STATUSES)
 
     def due_ids(self, *, now: datetime, limit: int = 100) -> list[int]:
         """Rows a sender should try now: pending and due, or a dead sender's expired claim."""
@@ -183,7 +163,7 @@ class NoticeRepository:
             .values(status="sending", next_attempt_at=until,
                     attempts=BillingNotice.attempts + 1)
             .execution_options(synchronize_session=False))
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     def finish(self, notice_id: int, *, status: str, claimed_until: datetime,
                sent_at: datetime | None = None, error: str | None = None,
@@ -198,7 +178,7 @@ class NoticeRepository:
             .values(status=status, sent_at=sent_at, last_error=error,
                     next_attempt_at=next_attempt_at)
             .execution_options(synchronize_session=False))
-        return _rowcount(result) == 1
+        return rowcount(result) == 1
 
     def retry(self, notice_id: int) -> bool:
         """Make a failed or held row pending again (`meterbill notifications retry`); only
@@ -210,4 +190,4 @@ class NoticeRepository:
                    BillingNotice.recipient.is_not(None), BillingNotice.body_text.is_not(None))
             .values(status="pending", attempts=0, next_attempt_at=None, last_error=None)
             .execution_options(synchronize_session=False))
-        return _rowcount(result) == 1
+        return rowcount(result) == 1

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import CursorResult, Insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .models import Subscription, Tenant, utcnow
+from .statements import rowcount, session_insert
 
 # Ids per `IN (...)` list: well under every database's bound-parameter limit.
 _IN_CHUNK = 500
@@ -21,14 +21,7 @@ _IN_CHUNK = 500
 
 def _insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, Any]) -> bool:
     """INSERT ... ON CONFLICT DO NOTHING; True when this call inserted the row."""
-    dialect = session.get_bind().dialect.name
-    statement: Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        statement = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise NotImplementedError(f"unsupported database dialect {dialect}")
+    statement = session_insert(session, table).values(**values).on_conflict_do_nothing()
     # psycopg reports rowcount -1 for ON CONFLICT DO NOTHING; RETURNING says it on both databases.
     result = session.execute(statement.returning(*table.primary_key.columns))
     return result.first() is not None
@@ -80,6 +73,24 @@ class TenantRepository:
         )
         self.session.expire_all()
 
+    def lock(self, tenant: Tenant) -> None:
+        """Lock the tenant's row until commit (PostgreSQL: the row; SQLite: the database's
+        write lock) and move its `state_version` on, so a webhook handler that read it before
+        runs again; then reload it as the previous holder of the lock left it."""
+        self.session.execute(update(Tenant).where(Tenant.id == tenant.id)
+                             .values(state_version=Tenant.state_version + 1)
+                             .execution_options(synchronize_session=False))
+        self.session.refresh(tenant)
+
+    def advance_state_version(self, row_id: int, expected: int) -> bool:
+        """Compare-and-set: bump the tenant's `state_version` if it is still `expected`
+        (which locks the row until commit)."""
+        result = self.session.execute(
+            update(Tenant).where(Tenant.id == row_id, Tenant.state_version == expected)
+            .values(state_version=expected + 1)
+            .execution_options(synchronize_session=False))
+        return rowcount(result) == 1
+
     def advance_subscription_seq(self, tenant_id: str, expected: int) -> bool:
         """Compare-and-set: bump the tenant's subscription counter if it is still `expected`."""
         result = self.session.execute(
@@ -87,9 +98,8 @@ class TenantRepository:
             .where(Tenant.tenant_id == tenant_id, Tenant.subscription_seq == expected)
             .values(subscription_seq=expected + 1, updated_at=utcnow())
         )
-        assert isinstance(result, CursorResult)
         self.session.expire_all()
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
 
 class SubscriptionRepository:

@@ -19,12 +19,13 @@ conflicts the processor's last run locks the tenant before Stripe is read instea
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select
 from sqlalchemy.orm import ORMExecuteState, Session
 
 from ...adapters.db.models import Tenant
@@ -115,15 +116,8 @@ class HandlerContext:
         if tenant.id in self.seen_versions:
             return tenant
         if self.lock_first:
-            self._claiming = True
-            try:
-                self.session.execute(
-                    update(Tenant).where(Tenant.id == tenant.id)
-                    .values(state_version=Tenant.state_version + 1)
-                    .execution_options(synchronize_session=False))
-            finally:
-                self._claiming = False
-            self.session.refresh(tenant)  # what the previous holder of the lock committed
+            with self._own_write():
+                TenantRepository(self.session).lock(tenant)
             self._claimed.add(tenant.id)
         self.seen_versions[tenant.id] = tenant.state_version
         return tenant
@@ -142,23 +136,26 @@ class HandlerContext:
         if not self._claiming:
             self._claim()
 
+    @contextmanager
+    def _own_write(self) -> Iterator[None]:
+        """The version writes themselves must not set off the first-write check."""
+        self._claiming = True
+        try:
+            yield
+        finally:
+            self._claiming = False
+
     def _claim(self) -> None:
         """Bump each seen tenant's version if it is still the one read (this takes the row's
         lock until commit), else `StaleTenant`: another handler decided meanwhile."""
-        self._claiming = True
-        try:
+        repo = TenantRepository(self.session)
+        with self._own_write():
             for tenant_id, seen in self.seen_versions.items():
                 if tenant_id in self._claimed:
                     continue
-                result = self.session.execute(
-                    update(Tenant).where(Tenant.id == tenant_id, Tenant.state_version == seen)
-                    .values(state_version=seen + 1)
-                    .execution_options(synchronize_session=False))
-                if getattr(result, "rowcount", 1) != 1:
+                if not repo.advance_state_version(tenant_id, seen):
                     raise StaleTenant(f"tenant row {tenant_id} changed while this handler ran")
                 self._claimed.add(tenant_id)
-        finally:
-            self._claiming = False
 
     def stale(self, session: Session) -> bool:
         """Whether another transaction changed a tenant this handler read (asked after a

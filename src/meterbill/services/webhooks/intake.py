@@ -30,11 +30,10 @@ from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy.dialects import postgresql, sqlite
-
 from ...adapters.db.inbox import WebhookEvent
 from ...adapters.db.models import utcnow
 from ...adapters.db.session import Database
+from ...adapters.db.statements import conflict_insert
 from .ports import SignatureVerifier, StripeEventRecord, TaskRunner, VerifiedEvent, parse_event
 
 log = logging.getLogger("meterbill.webhooks")
@@ -252,17 +251,8 @@ def _settle(future: Future[Receipt], receipt: Receipt | None = None,
 
 
 def _insert_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, id for this database.
-
-    Whether a row was stored is read from RETURNING (psycopg reports -1 as the rowcount of such
-    an insert); the unique event id makes a repeat a no-op.
-    """
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, id for this database: whether a
+    row was stored is read from RETURNING; the unique event id makes a repeat a no-op."""
     table: Any = WebhookEvent.__table__
-    if dialect == "postgresql":
-        insert: Any = postgresql.insert(table)
-    elif dialect == "sqlite":
-        insert = sqlite.insert(table)
-    else:  # pragma: no cover - the settings accept only these two
-        raise NotImplementedError(f"unsupported database dialect {dialect}")
-    return insert.on_conflict_do_nothing(index_elements=["event_id"]).returning(
-        table.c.event_id, table.c.id)
+    return conflict_insert(dialect, table).on_conflict_do_nothing(
+        index_elements=["event_id"]).returning(table.c.event_id, table.c.id)
