@@ -18,7 +18,8 @@ import pytest
 import stripe
 from stripe.params._webhook_endpoint_create_params import WebhookEndpointCreateParams
 
-TRIGGERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "cli-triggers"
+from .stripe_reference import TRIGGERS
+
 FILES = sorted(TRIGGERS.glob("*.json"))
 
 # Stripe's event types, as stripe-python lists them for `enabled_events`.

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import stripe
 
 from stripe_sandbox import Sandbox
 from stripe_sandbox.resources.events import RETENTION_SECONDS
 
-FIXTURES = json.loads(
-    (Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "fixtures3.json")
-    .read_text()
-)["resources"]
+from .stripe_reference import fixtures
+
+FIXTURES = fixtures()
 
 
 def _types(page: stripe.ListObject) -> list[str]:  # type: ignore[type-arg]

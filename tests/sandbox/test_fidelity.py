@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +21,7 @@ from stripe._object_classes import OBJECT_CLASSES, get_object_class
 from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
 
 from .fidelity_scenario import RESOURCES, Outcome, run
-
-STRIPE_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe"
+from .stripe_reference import STRIPE_DATA
 
 # Free-form maps: their keys are the caller's, not part of the resource's shape.
 FREE_FORM = {"metadata", "payload", "previous_attributes"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ from .billing_setup import (
     report_usage,
     subscribe,
 )
+from .stripe_reference import STRIPE_DATA
 
-STRIPE_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe"
 RENEWAL = START + 31 * DAY  # Feb 1
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,10 +11,9 @@ import stripe
 from stripe_sandbox import Sandbox
 from stripe_sandbox.server import SandboxServer
 
-FIXTURES = json.loads(
-    (Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "fixtures3.json")
-    .read_text()
-)["resources"]
+from .stripe_reference import fixtures
+
+FIXTURES = fixtures()
 
 
 def _page(sandbox: Sandbox, url: str) -> tuple[int, str]:

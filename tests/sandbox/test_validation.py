@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +18,7 @@ from stripe_sandbox.router import Route, Routes
 from stripe_sandbox.validation import build_validator, params_type_for, unvalidated_routes
 from stripe_sandbox.wire import decode_form
 
-TRIGGERS = Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "cli-triggers"
+from .stripe_reference import TRIGGERS
 
 
 def refused(call: Callable[[], Any]) -> stripe.InvalidRequestError:

@@ -6,7 +6,6 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,10 +14,9 @@ import stripe
 from stripe_sandbox import Sandbox
 from stripe_sandbox.delivery import DeliveryConfig, Dispatcher, install, sign
 
-FIXTURES = json.loads(
-    (Path(__file__).resolve().parents[2] / ".." / "shared" / "stripe" / "fixtures3.json")
-    .read_text()
-)["resources"]
+from .stripe_reference import fixtures
+
+FIXTURES = fixtures()
 
 
 class Receiver(ThreadingHTTPServer):
