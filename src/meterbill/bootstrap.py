@@ -31,6 +31,7 @@ from .services.usage_ingest import UsageIngestService
 from .services.usage_ports import UsageStore
 from .services.usage_reconcile import UsageReconciler
 from .services.usage_sync import DeferredFlush, SyncOptions, UsageSyncService
+from .services.views import CatalogChange
 
 log = logging.getLogger("meterbill")
 
@@ -163,10 +164,12 @@ class Container:
 
         upgrade(self.db.engine)
 
-    def prepare_sandbox(self) -> None:
-        """Sandbox mode: migrate and sync the catalog so the service is usable at once."""
+    def prepare_sandbox(self) -> list[CatalogChange]:
+        """Sandbox mode: migrate and sync the catalog so the service is usable at once.
+
+        Returns the catalog sync's changes (unchanged items included)."""
         self.upgrade_db()
-        self.catalog_sync.sync()
+        return self.catalog_sync.sync()
 
     def stripe_health(self) -> None:
         """One cheap Stripe call; raises `StripeFailure` (with Stripe's request id) on error."""

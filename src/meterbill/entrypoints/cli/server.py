@@ -81,7 +81,7 @@ def serve(
                 lock.write_info({"pid": os.getpid(), "url": sandbox_url,
                                  "api": f"http://{host}:{port}"})
         if settings.mode == "sandbox":
-            container.prepare_sandbox()  # migrations + catalog sync: a fresh clone just works
+            _prepare_sandbox(container)  # migrations + catalog sync: a fresh clone just works
             _warn_missing_customers(container)
         else:
             _warn_old_schema(container)
@@ -177,6 +177,18 @@ def _start_notification_sender(container: Container) -> PeriodicJob:
     interval = container.settings.notification_send_interval_seconds
     return PeriodicJob(service.send_due, interval, first_delay=interval,
                        name="meterbill-notification-sender").start()
+
+
+def _prepare_sandbox(container: Container) -> None:
+    """Migrate and sync the catalog, and say what that did (the README promises it)."""
+    before = schema_revision(container.db.engine)
+    changes = container.prepare_sandbox()
+    after = schema_revision(container.db.engine)
+    changed = sum(1 for change in changes if change.action != "unchanged")
+    migrated = (f"migrated the database to revision {after} (from {before or 'none'})"
+                if before != after else f"the database is at revision {after} already")
+    log.info("sandbox mode: %s; plan catalog synced to the sandbox (%d change(s), %d unchanged)",
+             migrated, changed, len(changes) - changed)
 
 
 def _warn_missing_customers(container: Container) -> None:
