@@ -7,6 +7,7 @@ the gateway talks to an in-process `stripe_sandbox.Sandbox` (imported lazily, on
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import stripe
 
 from .adapters.db.session import Database
+from .adapters.local_secrets import LocalSecrets
 from .adapters.stripe_gateway import API_VERSION, StripeGateway
 from .config import Settings
 from .domain.dunning import DunningPolicy, load_policy
@@ -32,10 +34,15 @@ from .services.usage_ports import UsageStore
 from .services.usage_reconcile import UsageReconciler
 from .services.usage_sync import DeferredFlush, SyncOptions, UsageSyncService
 from .services.views import CatalogChange
+from .services.webhooks.ports import UsageFlushPort
 
 log = logging.getLogger("meterbill")
 
 SANDBOX_KEY = "sk_test_sandbox"
+# Beside the database: secrets a development set-up made for itself (adapters/local_secrets.py).
+SECRETS_SUFFIX = ".secrets.json"
+API_TOKEN_SECRET = "api_token"
+LINK_KEY_SECRET = "link_signing_key"
 
 
 @dataclass
@@ -87,6 +94,8 @@ class Container:
             return self._entitlement
     # Usage sync to Stripe's meters, built on first use (it opens the usage store).
     _usage_sync: Any = field(default=None, repr=False)
+    # Set by a CLI command while `meterbill serve` holds the usage store: flushes go there.
+    remote_usage_flush: UsageFlushPort | None = field(default=None, repr=False)
 
     @property
     def notifications(self) -> NotificationService:
@@ -114,7 +123,7 @@ class Container:
         assert self.stripe_client is not None
         settings = self.settings
         return_url = settings.portal_return_url or (
-            settings.public_base_url.rstrip("/") + "/billing/portal/return")
+            settings.public_url + "/billing/portal/return")
         return PortalService(self.db, self.portal_links, StripePortal(self.stripe_client),
                              return_url=return_url)
 
@@ -150,8 +159,10 @@ class Container:
                                sync.options, clock=sync.clock)
 
     @property
-    def usage_flush(self) -> DeferredFlush:
+    def usage_flush(self) -> UsageFlushPort:
         """The webhooks' `UsageFlushPort`: builds the sync only when an invoice needs it."""
+        if self.remote_usage_flush is not None:
+            return self.remote_usage_flush
         return DeferredFlush(lambda: self.usage_sync)
 
     @property
@@ -252,19 +263,36 @@ def _in_process_sandbox() -> tuple[Any, Any]:
     return sandbox, SandboxHTTPClient(sandbox)
 
 
+def local_secrets(settings: Settings) -> LocalSecrets:
+    """The secrets file beside the database (`var/meterbill.secrets.json`)."""
+    return LocalSecrets(settings.state_file(SECRETS_SUFFIX))
+
+
+def keeps_local_secrets(settings: Settings) -> bool:
+    """Development and sandbox set-ups make the secrets they lack and keep them locally."""
+    return settings.environment == "development" or settings.mode == "sandbox"
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
 def portal_links(settings: Settings) -> PortalLinks:
-    """Signed billing-portal links: LINK_SIGNING_SECRET, else derived from the API token."""
+    """Signed billing-portal links: LINK_SIGNING_SECRET, else derived from the API token, else
+    (development, sandbox) a key kept in the local secrets file, so that a link made by any
+    command works in the server."""
     from datetime import timedelta
 
     secret = settings.link_signing_secret or settings.meterbill_api_token
     ttl = timedelta(days=settings.portal_link_days)
-    if secret is None:
-        # Links made now stop working when the process ends: fine for a demo, said when used.
-        import secrets
-
-        return PortalLinks(secrets.token_bytes(32), settings.public_base_url, ttl,
-                           ephemeral=True)
-    return PortalLinks(derive_secret(secret.get_secret_value()), settings.public_base_url, ttl)
+    if secret is not None:
+        return PortalLinks(derive_secret(secret.get_secret_value()), settings.public_url, ttl)
+    if keeps_local_secrets(settings):
+        kept = local_secrets(settings).get_or_create(LINK_KEY_SECRET, new_secret)
+        return PortalLinks(derive_secret(kept), settings.public_url, ttl)
+    # Production without either secret (the API itself refuses to start): links made now stop
+    # working when the process ends, which is said when one is made.
+    return PortalLinks(secrets.token_bytes(32), settings.public_url, ttl, ephemeral=True)
 
 
 def _notifications(container: Container) -> NotificationService:
@@ -282,7 +310,7 @@ def _notifications(container: Container) -> NotificationService:
     notifier = OutboxNotifier(
         EmailRenderer(settings.templates_dir), deliver_email=mailer is not None,
         admin_emails=settings.admin_email_list, alert_webhook=alerts is not None,
-        links=links, public_base_url=settings.public_base_url)
+        links=links, public_base_url=settings.public_url)
     if mailer is None:
         log.info("SMTP_URL is not set: emails are kept in the outbox as held "
                  "(`meterbill notifications list`), not sent")

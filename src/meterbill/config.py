@@ -15,6 +15,10 @@ from sqlalchemy.engine import make_url
 
 Mode = Literal["sandbox", "test", "live"]
 
+# Where links in emails point when PUBLIC_BASE_URL is unset and no `meterbill serve` says where
+# it listens (`serve` itself and commands run beside it use the server's own address).
+DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
+
 # Settings whose values never appear in logs or `check-config` output.
 _SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
                   "link_signing_secret", "alert_webhook_url", "access_webhook_url",
@@ -76,7 +80,8 @@ class Settings(BaseSettings):
     # secret; unset = none sent.
     access_webhook_url: SecretStr | None = None
     access_webhook_secret: SecretStr | None = None
-    public_base_url: str = "http://127.0.0.1:8000"  # absolute links in emails
+    # Absolute links in emails; unset = where `meterbill serve` listens (`public_url`).
+    public_base_url: str | None = None
     link_signing_secret: SecretStr | None = None  # signs portal links; default: from the token
     portal_link_days: int = 30
     portal_return_url: str | None = None
@@ -99,7 +104,7 @@ class Settings(BaseSettings):
     @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file",
                      "usage_source_table", "usage_source_tokens_column", "smtp_url",
                      "portal_return_url", "templates_dir", "dunning_policy_file",
-                     mode="before")
+                     "public_base_url", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -127,6 +132,29 @@ class Settings(BaseSettings):
             return "sandbox"
         key = self.stripe_secret_key.get_secret_value()
         return "live" if key.startswith(("sk_live_", "rk_live_")) else "test"
+
+    @property
+    def public_url(self) -> str:
+        """The base of absolute links: PUBLIC_BASE_URL, else the default, without a final /."""
+        return (self.public_base_url or DEFAULT_PUBLIC_BASE_URL).rstrip("/")
+
+    def state_file(self, suffix: str) -> Path:
+        """A file of this set-up's local state (sandbox data, secrets, the running server).
+
+        Beside a SQLite database file (`var/meterbill.db` → `var/meterbill{suffix}`), so each
+        database has its own; `var/meterbill{suffix}` (relative to the working directory) for
+        any other database.
+        """
+        try:
+            url = make_url(self.database_url)
+        except Exception:
+            url = None
+        if url is not None and url.get_backend_name() == "sqlite":
+            database = url.database or ""
+            if database and database != ":memory:" and not database.startswith("file:"):
+                path = Path(database)
+                return path.with_name(path.stem + suffix)
+        return Path("var") / f"meterbill{suffix}"
 
     @property
     def admin_email_list(self) -> list[str]:

@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stripe_sandbox: {error}", file=sys.stderr)
             return 2
     server = SandboxServer(sandbox, args.host, args.port, verbose=args.verbose)
-    sandbox.config.public_url = server.url
+    sandbox.set_public_url(server.url)
     # Endpoints first: the faults configured next must not hit the sandbox's own set-up.
     for url in args.forward_to:
         print(f"forwarding every event to {url} (signing secret {_forward(sandbox, url)})",

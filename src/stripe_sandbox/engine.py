@@ -105,6 +105,15 @@ class Sandbox:
 
             self.validator = build_validator(self.router)
 
+    def set_public_url(self, url: str) -> None:
+        """Serve links (hosted invoices, PDFs, portal) from `url` from now on; the links
+        already handed out move with it, so a restart on another port breaks none of them."""
+        from .invoicing import repoint_pages
+
+        with self.lock:
+            self.config.public_url = url
+            repoint_pages(self)
+
     # --- time ------------------------------------------------------------------------------
 
     def now(self, clock_id: str | None = None) -> int:

@@ -20,6 +20,7 @@ Stripe's automatic collection, as modelled here:
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -302,6 +303,39 @@ def _page_urls(sandbox: Sandbox, invoice: dict[str, Any]) -> tuple[str, str]:
     base = sandbox.config.public_url.rstrip("/")
     page = f"{base}/invoice/{invoice['id']}/{invoice['_page_secret']}"
     return page, page + "/pdf"
+
+
+def repoint_pages(sandbox: Sandbox) -> int:
+    """Make stored hosted-invoice links use the current `public_url`; how many moved.
+
+    Stripe's links never change, but a sandbox restarted on another port would otherwise hand
+    out (in invoices, the events carrying them and replayed idempotent answers) links to a port
+    where nothing listens. Call with the engine's lock held."""
+    moved: dict[str, str] = {}  # old page URL -> new page URL (the PDF is the page + "/pdf")
+    for invoice in sandbox.store.all("invoice"):
+        page = invoice.get("hosted_invoice_url")
+        if not page or "_page_secret" not in invoice:
+            continue
+        new_page, new_pdf = _page_urls(sandbox, invoice)
+        if page != new_page:
+            moved[page] = new_page
+            invoice["hosted_invoice_url"], invoice["invoice_pdf"] = new_page, new_pdf
+    if not moved:
+        return 0
+    for event in sandbox.store.all("event"):
+        obj = event.get("data", {}).get("object")
+        if isinstance(obj, dict) and obj.get("hosted_invoice_url") in moved:
+            obj["hosted_invoice_url"] = moved[obj["hosted_invoice_url"]]
+            obj["invoice_pdf"] = obj["hosted_invoice_url"] + "/pdf"
+    for key, (saved_at, fingerprint, response) in list(sandbox.idempotency.items()):
+        if b"/invoice/" not in response.body:
+            continue
+        text = response.body.decode()
+        for old, new in moved.items():
+            text = text.replace(old, new)  # the PDF link starts with the page's
+        sandbox.idempotency[key] = (saved_at, fingerprint,
+                                    replace(response, body=text.encode()))
+    return len(moved)
 
 
 def finalize(sandbox: Sandbox, invoice: dict[str, Any], at: int,

@@ -72,7 +72,7 @@ class SandboxServer(ThreadingHTTPServer):
 
     def start(self) -> SandboxServer:
         """Serve on a background thread (tests and `meterbill serve` in sandbox mode)."""
-        self.sandbox.config.public_url = self.url
+        self.sandbox.set_public_url(self.url)
         self._thread = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.05},
             name="stripe-sandbox", daemon=True,

@@ -12,8 +12,6 @@ the block runs:
 - `<!-- example: skip REASON -->`: not run; the reason is required and shown in the report;
 - `<!-- example: server HOST:PORT -->`: a long-running command (a server): started in the
   background, ready once HOST:PORT accepts connections, stopped when the file's examples end;
-- `<!-- example: stop-server REASON -->`: run while meterbill's own server is stopped (for
-  commands that need a file the server holds), which is started again afterwards.
 
 Every other fence must name its language too (`text` for synopses and layouts, `json`,
 `toml`, ...), so that no example hides in an unlabelled block; `problems()` lists the breaches.
@@ -26,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RUN_LANGUAGES = frozenset({"sh", "bash", "shell", "console"})
-DIRECTIVES = frozenset({"skip", "server", "stop-server"})
+DIRECTIVES = frozenset({"skip", "server"})
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")
 _DIRECTIVE = re.compile(r"^\s*<!--\s*example:\s*(?P<body>.*?)\s*-->\s*$")
@@ -35,7 +33,7 @@ _ADDRESS = re.compile(r"^(?P<host>[\w.-]+):(?P<port>\d{1,5})$")
 
 @dataclass(frozen=True)
 class Directive:
-    kind: str  # skip | server | stop-server
+    kind: str  # skip | server
     argument: str  # the reason, or HOST:PORT for `server`
     line: int
 

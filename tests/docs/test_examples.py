@@ -8,7 +8,6 @@ An HTML comment just before a fence changes how it runs:
     <!-- example: skip REASON -->            not run, for the stated reason
     <!-- example: server HOST:PORT -->       a server: run in the background until the file's
                                              examples end, ready once HOST:PORT answers
-    <!-- example: stop-server REASON -->     run while meterbill's server is stopped
 
 How each Markdown file is run, as a reader who followed the README would run it:
 
@@ -220,10 +219,7 @@ class DocRun:
         directive = example.directive.kind if example.directive else None
         if directive == "server":
             return self._start_background(example)
-        if directive == "stop-server":
-            self.stop_server()
-        else:
-            self.ensure_server()
+        self.ensure_server()
         env_out = self.harness / f"example-{example.number}.env"
         started = time.monotonic()
         process = subprocess.Popen(

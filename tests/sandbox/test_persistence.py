@@ -144,3 +144,32 @@ def test_the_server_keeps_state_across_a_restart(tmp_path: Path) -> None:
             assert json.loads(answer.read())["email"] == "server@example.com"
     finally:
         _stop(process)
+
+
+def test_a_restart_on_another_port_moves_the_hosted_invoice_links(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    first = _restarted(path)
+    first.set_public_url("http://127.0.0.1:40001")
+    client = _client(first)
+    customer = client.v1.customers.create(params={"email": "links@example.com"})
+    client.v1.invoice_items.create(params={"customer": customer.id, "amount": 500,
+                                           "currency": "usd"})
+    draft = client.v1.invoices.create(params={"customer": customer.id,
+                                              "pending_invoice_items_behavior": "include"})
+    final = client.v1.invoices.finalize_invoice(draft.id,
+                                                options={"idempotency_key": "finalize:1"})
+    old = final.hosted_invoice_url
+    assert old.startswith("http://127.0.0.1:40001/invoice/")
+
+    second = _restarted(path)  # its old port was taken: it serves on another one
+    second.set_public_url("http://127.0.0.1:40002")
+    again = _client(second)
+    moved = again.v1.invoices.retrieve(final.id)
+    assert moved.hosted_invoice_url == old.replace(":40001/", ":40002/")
+    assert moved.invoice_pdf == moved.hosted_invoice_url + "/pdf"
+    assert second.page("GET", moved.hosted_invoice_url, {}, b"").status == 200
+    finalized = [e for e in again.v1.events.list().data if e.type == "invoice.finalized"]
+    assert finalized[0].data.object["hosted_invoice_url"] == moved.hosted_invoice_url
+    replay = again.v1.invoices.finalize_invoice(draft.id,
+                                                options={"idempotency_key": "finalize:1"})
+    assert replay.hosted_invoice_url == moved.hosted_invoice_url

@@ -110,7 +110,7 @@ class UsageIngestService:
         """
         if isinstance(raw_events, Mapping) and "events" in raw_events:
             raw_events = raw_events["events"]
-        return self._ingest_chunk(raw_events, first_index=0, tenants={})
+        return self._ingest_chunk(raw_events, tenants={})
 
     def ingest_file(
         self,
@@ -124,54 +124,27 @@ class UsageIngestService:
         `index` in errors counts events from 0 in file order; `line` is the file's line.
         `progress` is called after each chunk.
         """
-        path = Path(path)
-        result = IngestResult()
+        return ingest_file_with(self.batch_sender(), path, progress, file_format=file_format,
+                                chunk_size=self.chunk_size)
+
+    def batch_sender(self) -> BatchSender:
+        """Batches of one file into this store (tenants looked up once for the whole file)."""
         tenants: dict[str, bool] = {}
-        with path.open("rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            reader = _LineReader(handle)
-            fmt = file_format or _guess_format(path, handle)
-            records = _csv_records(reader) if fmt == "csv" else _jsonl_records(reader)
-            chunk: list[tuple[int, object]] = []
-            read = 0
 
-            def flush() -> None:
-                first = read - len(chunk)
-                part = self._ingest_chunk([raw for _, raw in chunk], first_index=first,
-                                          tenants=tenants)
-                lines = [line for line, _ in chunk]
-                part.errors = [
-                    replace(e, line=lines[e.index - first]) if e.index is not None else e
-                    for e in part.errors
-                ]
-                result._add(part)
-                chunk.clear()
-                if progress is not None:
-                    progress(IngestProgress(read, result.accepted, result.duplicates,
-                                            result.rejected, reader.bytes_read, size))
+        def send(batch: list[object]) -> IngestResult:
+            return self._ingest_chunk(batch, tenants=tenants)
 
-            for line, raw in records:
-                chunk.append((line, raw))
-                read += 1
-                if len(chunk) >= self.chunk_size:
-                    flush()
-            if chunk or read == 0:
-                flush()
-        return result
+        return send
 
     def _ingest_chunk(
-        self, raw_events: object, *, first_index: int, tenants: dict[str, bool]
+        self, raw_events: object, *, tenants: dict[str, bool]
     ) -> IngestResult:
         items = batch_items(raw_events)
         now = self.clock()
         stamp = whole_seconds(now)
         errors: list[FieldError] = []
         parsed_events: list[tuple[int, UsageEvent]] = []
-        for offset, raw in enumerate(items):
-            index = first_index + offset
-            if isinstance(raw, _Unparsable):
-                errors.append(FieldError(index, None, f"This line is {raw}."))
-                continue
+        for index, raw in enumerate(items):
             parsed = parse_event(raw, index, now=now, ingested_at=stamp)
             if not isinstance(parsed, UsageEvent):
                 errors.extend(parsed)
@@ -199,6 +172,71 @@ class UsageIngestService:
             errors=errors[:MAX_REPORTED_ERRORS],
             rejected=len({e.index for e in errors}),
         )
+
+
+BatchSender = Callable[[list[object]], IngestResult]
+"""Ingests one batch of raw events (at most 10,000) and answers as `POST /usage/events` does:
+errors by index in that batch. The service's own store, or a running server over HTTP."""
+
+
+def ingest_file_with(
+    send: BatchSender,
+    path: str | os.PathLike[str],
+    progress: ProgressCallback | None = None,
+    *,
+    file_format: FileFormat | None = None,
+    chunk_size: int = MAX_BATCH,
+) -> IngestResult:
+    """Stream a CSV or JSON-lines file through `send` in batches of `chunk_size`.
+
+    Lines that hold no record are reported here and never sent; the batch's errors are mapped
+    back to the event's index in the file and its line.
+    """
+    path = Path(path)
+    result = IngestResult()
+    with path.open("rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        reader = _LineReader(handle)
+        fmt = file_format or _guess_format(path, handle)
+        records = _csv_records(reader) if fmt == "csv" else _jsonl_records(reader)
+        chunk: list[tuple[int, object]] = []
+        read = 0
+
+        def flush() -> None:
+            first = read - len(chunk)
+            errors: list[FieldError] = []
+            sent: list[tuple[int, int]] = []  # (index in the file, line) of each event sent
+            for offset, (line, raw) in enumerate(chunk):
+                if isinstance(raw, _Unparsable):
+                    errors.append(FieldError(first + offset, None, f"This line is {raw}.",
+                                             line))
+                else:
+                    sent.append((first + offset, line))
+            part = send([raw for _, raw in chunk if not isinstance(raw, _Unparsable)])
+            for error in part.errors:
+                if error.index is None:
+                    errors.append(error)
+                else:
+                    index, line = sent[error.index]
+                    errors.append(replace(error, index=index, line=line))
+            errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable
+            result._add(IngestResult(
+                accepted=part.accepted, duplicates=part.duplicates,
+                errors=errors[:MAX_REPORTED_ERRORS],
+                rejected=part.rejected + len(chunk) - len(sent)))
+            chunk.clear()
+            if progress is not None:
+                progress(IngestProgress(read, result.accepted, result.duplicates,
+                                        result.rejected, reader.bytes_read, size))
+
+        for line, raw in records:
+            chunk.append((line, raw))
+            read += 1
+            if len(chunk) >= chunk_size:
+                flush()
+        if chunk or read == 0:
+            flush()
+    return result
 
 
 # --- file formats -----------------------------------------------------------------------

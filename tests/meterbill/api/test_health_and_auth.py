@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import stat
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,6 +38,10 @@ PROTECTED = [
                                   "invoice_amount": 9900}),
     ("GET", "/notifications", None),
     ("GET", "/notifications/1", None),
+    ("POST", "/admin/usage/sync", {}),
+    ("POST", "/admin/usage/reconcile", {}),
+    ("POST", "/admin/usage/flush", {"customer_id": "cus_x",
+                                    "period_end": "2026-05-01T00:00:00Z"}),
 ]
 
 
@@ -92,6 +99,10 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/dunning/process": ["post"],
         "/notifications": ["get"],
         "/notifications/{notification_id}": ["get"],
+        # For the CLI beside a running server (it holds the usage store) and the console.
+        "/admin/usage/sync": ["post"],
+        "/admin/usage/reconcile": ["post"],
+        "/admin/usage/flush": ["post"],
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],
@@ -119,24 +130,35 @@ def test_a_wrong_token_is_refused_and_nothing_is_written(
     assert stripe_objects(sandbox, "customer") == []
 
 
-def test_without_a_configured_token_a_generated_one_is_logged_and_required(
-        sandbox: Sandbox, settings: Any, caplog: pytest.LogCaptureFixture) -> None:
-    container = build(make_settings(settings.database_url, meterbill_api_token=None),
-                      stripe_http_client=SandboxHTTPClient(sandbox))
-    container.upgrade_db()
-    try:
-        with caplog.at_level(logging.WARNING, logger="meterbill.api"):
-            app = create_app(container)
-        token = app.state.api_token
-        assert len(token) >= 32
-        assert token in caplog.text
-        assert "SANDBOX MODE" in caplog.text
-        client = TestClient(app)
-        assert client.get("/tenants").status_code == 401
-        assert client.get("/tenants", headers={"Authorization": f"Bearer {token}"}).json() == {
-            "data": [], "count": 0}
-    finally:
-        container.close()
+def test_without_a_configured_token_the_kept_development_token_is_required(
+        sandbox: Sandbox, settings: Any, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The secrets file sits beside a SQLite database: use one, whatever the test's database.
+    unset = make_settings(f"sqlite:///{tmp_path / 'var' / 'meterbill.db'}",
+                          meterbill_api_token=None)
+    tokens = []
+    for _ in range(2):  # a server, then the same server restarted
+        container = build(unset, stripe_http_client=SandboxHTTPClient(sandbox))
+        container.upgrade_db()
+        try:
+            with caplog.at_level(logging.WARNING, logger="meterbill.api"):
+                app = create_app(container)
+            client = TestClient(app)
+            tokens.append(app.state.api_token)
+            assert client.get("/tenants").status_code == 401
+            assert client.get("/tenants", headers={
+                "Authorization": f"Bearer {app.state.api_token}"}).json() == {
+                "data": [], "count": 0}
+        finally:
+            container.close()
+    assert tokens[0] == tokens[1] and len(tokens[0]) >= 32
+    kept = tmp_path / "var" / "meterbill.secrets.json"
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert json.loads(kept.read_text())["api_token"] == tokens[0]
+    # The log says where the token is and how to print it, not the token itself.
+    assert "meterbill api-token" in caplog.text and str(kept) in caplog.text
+    assert tokens[0] not in caplog.text
+    assert "SANDBOX MODE" in caplog.text
 
 
 def test_production_refuses_to_start_without_a_token(sandbox: Sandbox, settings: Any) -> None:

@@ -69,12 +69,12 @@ class DuckDBUsageStore:
         try:
             self._conn = duckdb.connect(self.path)
         except duckdb.IOException as exc:
-            # DuckDB lets one process open a file for writing; the usual cause is a running
-            # `meterbill serve` while a CLI command opens the same file.
+            # DuckDB lets one process open a file for writing. meterbill commands ask a running
+            # `meterbill serve` rather than open its file, so another program holds it.
             raise ConfigurationError(
-                f"Cannot open the DuckDB usage store {self.path}: {exc}. Another process "
-                "(a running meterbill server?) probably holds it; stop it, or run the command "
-                "through that process, or point USAGE_STORE_URL at ClickHouse."
+                f"Cannot open the DuckDB usage store {self.path}: {exc}. Fix: close the program "
+                "that has it open (DuckDB admits one process per file), or point "
+                "USAGE_STORE_URL at another file or at ClickHouse."
             ) from exc
         self._conn.execute(_SCHEMA)
         self._write_lock = threading.Lock()

@@ -14,6 +14,7 @@ import meterbill
 from meterbill.bootstrap import Container
 
 from . import (
+    admin_usage,
     customers,
     entitlement,
     health,
@@ -24,7 +25,7 @@ from . import (
     usage,
     usage_reports,
 )
-from .auth import require_token, resolve_api_token
+from .auth import announce_kept_token, require_token, resolve_api_token
 from .errors import install_error_handlers
 from .schemas import ERROR_RESPONSES
 
@@ -34,7 +35,7 @@ log = logging.getLogger("meterbill.api")
 # `/webhooks/stripe` (authenticated by Stripe's signature instead) stay outside.
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
-                                     usage_reports.router)
+                                     usage_reports.router, admin_usage.router)
 # The billing-portal link of emails is authenticated by its own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
 
@@ -51,6 +52,8 @@ def create_app(container: Container) -> FastAPI:
     """Build the API around `container`; raises `MissingApiToken` in production without one."""
     settings = container.settings
     token, generated = resolve_api_token(settings)
+    if generated:
+        announce_kept_token(settings)
     app = FastAPI(
         title="meterbill",
         version=getattr(meterbill, "__version__", "0"),

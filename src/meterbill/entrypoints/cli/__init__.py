@@ -22,6 +22,7 @@ app = typer.Typer(
 app.command("serve")(server.serve)
 app.command("sandbox")(server.sandbox)
 app.command("check-config")(admin.check_config)
+app.command("api-token")(admin.api_token)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.catalog_app, name="catalog")
 app.add_typer(billing.tenants_app, name="tenants")

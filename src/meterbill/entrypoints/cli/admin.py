@@ -1,7 +1,8 @@
-"""Operator commands: `db upgrade`, `check-config`, `catalog sync`."""
+"""Operator commands: `db upgrade`, `check-config`, `catalog sync`, `api-token`."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -10,10 +11,11 @@ from pydantic import ValidationError
 from rich.markup import escape
 from sqlalchemy import text
 
+from meterbill.bootstrap import local_secrets
 from meterbill.config import Settings, redact_url
 from meterbill.domain.errors import MeterbillError
 
-from .context import cli_context, reported
+from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, console, print_json, show, table
 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -67,6 +69,29 @@ def catalog_sync(
         if not as_json:
             summary = ", ".join(f"{n} {action}" for action, n in sorted(counts.items()))
             console().print(summary or "no catalog entries", highlight=False)
+
+
+def api_token(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Print the API token (development): `export METERBILL_API_TOKEN=$(meterbill api-token)`.
+
+    METERBILL_API_TOKEN when it is set, else the one `meterbill serve` and every command use,
+    kept in the secrets file beside the database (made now if there is none yet)."""
+    from meterbill.entrypoints.api.auth import resolve_api_token
+
+    cli = cli_context(ctx)
+    with reported(as_json):
+        settings = cli.settings()
+        if settings.environment == "production":
+            raise CliFailure("api_token_configured", (
+                "In production the API token is the METERBILL_API_TOKEN setting: read it where "
+                "you configure meterbill (meterbill keeps no token of its own there)."),
+                exit_code=2)
+        token, kept = resolve_api_token(settings)
+        if as_json:
+            source = str(local_secrets(settings).path) if kept else "METERBILL_API_TOKEN"
+            print_json({"token": token, "source": source})
+        else:
+            sys.stdout.write(token + "\n")  # bare, for $(...)
 
 
 # --- check-config ---------------------------------------------------------------------------

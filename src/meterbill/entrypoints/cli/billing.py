@@ -71,9 +71,15 @@ def tenants_usage(
     from meterbill.services.usage_view import UsageViewService
 
     cli = cli_context(ctx)
-    with reported(as_json), cli.container(needs_stripe=False) as container:
-        view = UsageViewService(container.db, container.usage_store, container.catalog)
-        data = view.view(tenant_id, period, metric).to_dict()
+    with reported(as_json):
+        with cli.usage_server() as server:
+            if server is not None:  # it holds the usage store
+                data = server.tenant_usage(tenant_id, period, metric)
+            else:
+                with cli.container(needs_stripe=False) as container:
+                    view = UsageViewService(container.db, container.usage_store,
+                                            container.catalog)
+                    data = view.view(tenant_id, period, metric).to_dict()
         summary = {k: v for k, v in data.items() if k not in ("daily", "projection", "notes")}
         show(data, as_json, key_values(f"Usage of {tenant_id}", summary),
              table("Per day", ("date", "used"), [(d["date"], f"{d['used']:,}")

@@ -99,6 +99,11 @@ def tenants_entitlement(ctx: typer.Context, tenant_id: TenantArg,
                         as_json: JsonFlag = False) -> None:
     """What the SaaS is told: access, rate-limit multiplier, reason, plan and usage."""
     cli = cli_context(ctx)
-    with reported(as_json), cli.container(needs_stripe=False) as container:
-        data = container.entitlement.get(tenant_id).to_dict()
+    with reported(as_json):
+        with cli.usage_server() as server:
+            if server is not None:  # it holds the usage store the answer counts usage from
+                data = server.entitlement(tenant_id)
+            else:
+                with cli.container(needs_stripe=False) as container:
+                    data = container.entitlement.get(tenant_id).to_dict()
         show(data, as_json, key_values(f"Entitlement of {tenant_id}", data))

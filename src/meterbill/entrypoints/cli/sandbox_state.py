@@ -23,8 +23,6 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy.engine import make_url
-
 from meterbill.config import Settings
 
 try:
@@ -41,16 +39,7 @@ def uses_in_process_sandbox(settings: Settings) -> bool:
 
 def data_file(settings: Settings) -> Path:
     """Where the in-process sandbox of `settings.database_url` keeps its state."""
-    try:
-        url = make_url(settings.database_url)
-    except Exception:
-        url = None
-    if url is not None and url.get_backend_name() == "sqlite":
-        database = url.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
-            path = Path(database)
-            return path.with_name(path.stem + SUFFIX + ".json")
-    return Path("var") / f"meterbill{SUFFIX}.json"
+    return settings.state_file(SUFFIX + ".json")
 
 
 class SandboxLock:

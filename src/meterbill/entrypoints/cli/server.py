@@ -22,7 +22,7 @@ import uvicorn
 from rich.panel import Panel
 
 from meterbill.adapters.tasks.periodic import PeriodicJob
-from meterbill.bootstrap import Container
+from meterbill.bootstrap import Container, local_secrets
 from meterbill.config import Settings
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.auth import MissingApiToken
@@ -39,6 +39,7 @@ from .context import (
 )
 from .output import JsonFlag, panel_console
 from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
+from .server_record import ServerRecord, reachable_url, record_file, remembered_port
 from .usage_sync import scheduled_usage_sync
 
 log = logging.getLogger("meterbill.cli")
@@ -56,12 +57,16 @@ def serve(
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Sandbox mode prepares itself first."""
     cli = cli_context(ctx)
+    api_url = reachable_url(host, port)
     with reported(as_json), contextlib.ExitStack() as stack:
-        settings = cli.settings()
+        settings = cli.serving(api_url)  # links in emails follow --host/--port
         _configure_logging(settings.log_level)
         lock = _claim_sandbox(settings) if cli.lasting_sandbox else None
         if lock is not None:
             stack.callback(lock.release)
+        record = _claim_record(settings, api_url)
+        if record is not None:
+            stack.callback(record.release)
         container = stack.enter_context(cli.container(needs_stripe=False))
         try:
             app = create_app(container)  # first: it refuses production without a token
@@ -74,12 +79,14 @@ def serve(
                 data = data_file(settings)
                 stack.enter_context(keep_sandbox(container.sandbox, data, 0.5))
                 log.info("sandbox state is kept in %s", data)
-            server = _serve_sandbox(container)
+            last_port = remembered_port(record.last(), "sandbox_url") if record else None
+            server = _serve_sandbox(container, last_port)
             stack.callback(server.stop)
             sandbox_url = server.url
             if lock is not None:
-                lock.write_info({"pid": os.getpid(), "url": sandbox_url,
-                                 "api": f"http://{host}:{port}"})
+                lock.write_info({"pid": os.getpid(), "url": sandbox_url, "api": api_url})
+        if record is not None:
+            record.publish({"pid": os.getpid(), "api": api_url, "sandbox_url": sandbox_url})
         if settings.mode == "sandbox":
             _prepare_sandbox(container)  # migrations + catalog sync: a fresh clone just works
             _warn_missing_customers(container)
@@ -88,7 +95,7 @@ def serve(
         stack.callback(_start_notification_sender(container).stop)
         stack.enter_context(scheduled_usage_sync(container))  # daily usage sync + reconcile
         stack.callback(_start_plan_changes(container).stop)
-        _announce(container, host, port, sandbox_url, app.state.api_token_generated, as_json)
+        _announce(container, api_url, sandbox_url, app.state.api_token_generated, as_json)
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
@@ -122,7 +129,7 @@ def sandbox(
             raise CliFailure("port_in_use", f"Cannot listen on {host}:{port}: {error}. Fix: "
                              "pick another --port (0 picks a free one).", exit_code=2) from None
         stack.callback(server.server_close)
-        engine.config.public_url = server.url
+        engine.set_public_url(server.url)
         if as_json:
             print(json.dumps({"url": server.url, "port": server.server_address[1],
                               "data": str(data) if data else None}), flush=True)
@@ -153,10 +160,34 @@ def _claim_sandbox(settings: Settings) -> SandboxLock | None:
     return lock
 
 
-def _serve_sandbox(container: Container) -> Any:
-    """Serve the in-process sandbox on a free port: hosted invoice links, and other commands."""
+def _claim_record(settings: Settings, api_url: str) -> ServerRecord | None:
+    """Record where this server listens, for the other commands (None: another holds it)."""
+    record = ServerRecord(record_file(settings))
+    if not record.claim():
+        other = record.running(wait_seconds=0) or {}
+        log.warning("another meterbill server (pid %s, %s) is recorded for this database in "
+                    "%s; other commands will talk to that one, not to this one",
+                    other.get("pid"), other.get("api"), record.path)
+        return None
+    # Published at once (the sandbox's address follows): a command must not find the
+    # previous server's address under this server's lock.
+    record.publish({"pid": os.getpid(), "api": api_url,
+                    "sandbox_url": record.last().get("sandbox_url")})
+    return record
+
+
+def _serve_sandbox(container: Container, port: int | None) -> Any:
+    """Serve the in-process sandbox: hosted invoice links, and other commands.
+
+    On the port the last server used, so that its links keep working; on a free one if that
+    is taken (the sandbox then moves the links it has handed out to the new port)."""
     from stripe_sandbox.server import SandboxServer
 
+    if port:
+        try:
+            return SandboxServer(container.sandbox, port=port).start()
+        except OSError:
+            log.info("the sandbox's previous port %d is taken: serving it on another", port)
     return SandboxServer(container.sandbox, port=0).start()
 
 
@@ -214,10 +245,9 @@ def _warn_old_schema(container: Container) -> None:
                     "before serving requests", current or "none", head)
 
 
-def _announce(container: Container, host: str, port: int, sandbox_url: str | None,
-              token_generated: bool, as_json: bool) -> None:
+def _announce(container: Container, api_url: str, sandbox_url: str | None,
+              token_kept: bool, as_json: bool) -> None:
     settings = container.settings
-    api_url = f"http://{host}:{port}"
     if as_json:
         print(json.dumps({"url": api_url, "docs": f"{api_url}/docs", "mode": settings.mode,
                           "sandbox_url": sandbox_url}), flush=True)
@@ -238,8 +268,9 @@ def _announce(container: Container, host: str, port: int, sandbox_url: str | Non
         ]
     elif settings.stripe_api_base:
         lines.append(f"Stripe sandbox: {settings.stripe_api_base}")
-    if token_generated:
-        lines.append("API token: generated for this process (see the log line above).")
+    if token_kept:
+        lines.append(f"API token: the development one kept in {local_secrets(settings).path} "
+                     "(`meterbill api-token` prints it).")
     panel_console().print(Panel.fit("\n".join(lines), title="meterbill", border_style="yellow"))
 
 

@@ -8,10 +8,14 @@ usage store in chunks of 10,000 events, with a progress bar in bytes on stderr, 
 summary and the first problems by line and field. Exit codes: 0 every event accepted (repeats
 included), 1 some events rejected (the others are stored) or the file is unusable, 2 set-up
 (no such file, the usage store cannot be opened).
+
+While `meterbill serve` holds the DuckDB usage store, the batches go to it (`POST /usage/events`)
+and its answers are mapped back to the file's lines, so the report reads the same.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -31,10 +35,11 @@ from rich.progress import (
 
 from meterbill.domain.errors import ConfigurationError
 from meterbill.services.usage_ingest import (
+    BatchSender,
     FileFormat,
     IngestProgress,
     IngestResult,
-    UsageIngestService,
+    ingest_file_with,
 )
 
 from .context import CliFailure, cli_context, reported
@@ -69,26 +74,31 @@ def usage_ingest(
         if not file.is_file():
             raise CliFailure("file_not_found", f"No such file: {file}. Fix: give the path of a "
                              "CSV or JSON-lines file.", exit_code=2)
-        with cli.container(needs_stripe=False) as container:
-            try:
-                service = container.usage_ingest
-            except ConfigurationError as error:
-                raise CliFailure("usage_store_unavailable", f"{error.message}\nFix: while "
-                                 "`meterbill serve` holds the DuckDB file, send the events to "
-                                 "it with POST /usage/events instead.", exit_code=2) from None
-            show_bar = sys.stderr.isatty() if progress is None else progress
+        show_bar = sys.stderr.isatty() if progress is None else progress
+        with contextlib.ExitStack() as stack:
+            server = stack.enter_context(cli.usage_server())
+            if server is not None:  # it holds the store: send it the file in batches
+                send: BatchSender = server.ingest_batch
+            else:
+                container = stack.enter_context(cli.container(needs_stripe=False))
+                try:
+                    service = container.usage_ingest
+                except ConfigurationError as error:
+                    raise CliFailure("usage_store_unavailable", error.message,
+                                     exit_code=2) from None
+                send = service.batch_sender()
             started = time.perf_counter()
-            result = _run(service, file, file_format, show_bar)
+            result = _run(send, file, file_format, show_bar)
             seconds = time.perf_counter() - started
         _report(file, file_format, result, seconds, show_errors, as_json)
     if result.rejected:
         raise typer.Exit(1)
 
 
-def _run(service: UsageIngestService, file: Path, file_format: FileFormat | None,
+def _run(send: BatchSender, file: Path, file_format: FileFormat | None,
          show_bar: bool) -> IngestResult:
     if not show_bar:
-        return service.ingest_file(file, file_format=file_format)
+        return ingest_file_with(send, file, file_format=file_format)
     bar = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), TimeRemainingColumn(),
@@ -102,7 +112,7 @@ def _run(service: UsageIngestService, file: Path, file_format: FileFormat | None
             bar.update(task, completed=step.bytes_read, total=step.bytes_total,
                        events=step.records, rejected=step.rejected)
 
-        return service.ingest_file(file, update, file_format=file_format)
+        return ingest_file_with(send, file, update, file_format=file_format)
 
 
 def _report(file: Path, file_format: str | None, result: IngestResult, seconds: float,

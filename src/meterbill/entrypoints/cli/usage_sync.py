@@ -4,6 +4,9 @@
 every day of each tenant's open billing period; `--date D` one day; `--since D` every day from D.
 `reconcile` compares the usage store with Stripe's meter summaries and records drifts. Both
 exit 1 when a tenant failed (or drifted), so a cron job notices.
+
+While `meterbill serve` holds the DuckDB usage store, both ask it (`POST /admin/usage/sync`,
+`/admin/usage/reconcile`) and print its answer as they print their own report.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -61,28 +64,38 @@ def sync(
         day, first = _day("--date", on_date), _day("--since", since)
         if day is not None and first is not None:
             raise CliFailure("usage", "Give --date or --since, not both.", exit_code=2)
-        with cli.container(needs_stripe=True) as container:
-            service = container.usage_sync
-            total = service.count_targets(tenants)
-            with _progress(total, as_json) as advance:
-                report = service.sync(days=[day] if day else None, since=first,
-                                      tenants=tenants, on_result=advance)
-        data = report.to_dict()
-        shown = [t for t in report.tenants if t.status != "unchanged"]
-        shown += [t for t in report.failed if t not in shown]
-        counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v) or "no tenants"
-        show(data, as_json, table(
-            f"Usage sync {report.first_day} … {report.last_day}: {counts}; "
-            f"{data['calls']} Stripe call(s)", SYNC_COLUMNS,
-            [[t.tenant_id, t.status, t.sent, t.corrected, t.calls, t.reason] for t in shown]))
-        if report.omitted and not as_json:
-            note(f"(details of {report.omitted} more tenant(s) left out; the counts include "
-                 "them)")
-        if report.counts["failed"]:
-            if not as_json:
-                note(f"{report.counts['failed']} tenant(s) failed; their usage stays for the "
-                     "next run (see reason).")
-            raise typer.Exit(1)
+        with cli.usage_server() as server:
+            if server is not None:  # it holds the usage store: it syncs
+                data = server.sync(day=day, since=first, tenants=tenants)
+            else:
+                with cli.container(needs_stripe=True) as container:
+                    service = container.usage_sync
+                    total = service.count_targets(tenants)
+                    with _progress(total, as_json) as advance:
+                        report = service.sync(days=[day] if day else None, since=first,
+                                              tenants=tenants, on_result=advance)
+                data = report.to_dict()
+        _show_sync(data, as_json)
+
+
+def _show_sync(data: dict[str, Any], as_json: bool) -> None:
+    """The sync's report (`SyncReport.to_dict()`, made here or by the server)."""
+    shown = [t for t in data["tenants"] if t["status"] != "unchanged"]
+    shown += [t for t in data["failed"] if t not in shown]
+    counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v) or "no tenants"
+    show(data, as_json, table(
+        f"Usage sync {data['first_day']} … {data['last_day']}: {counts}; "
+        f"{data['calls']} Stripe call(s)", SYNC_COLUMNS,
+        [[t["tenant_id"], t["status"], t["sent"], t["corrected"], t["calls"], t["reason"]]
+         for t in shown]))
+    if data["omitted"] and not as_json:
+        note(f"(details of {data['omitted']} more tenant(s) left out; the counts include "
+             "them)")
+    if data["counts"]["failed"]:
+        if not as_json:
+            note(f"{data['counts']['failed']} tenant(s) failed; their usage stays for the "
+                 "next run (see reason).")
+        raise typer.Exit(1)
 
 
 def reconcile(
@@ -95,16 +108,21 @@ def reconcile(
 ) -> None:
     """Compare the usage store with Stripe's meter summaries; record and alert any drift."""
     cli = cli_context(ctx)
-    with reported(as_json), cli.container(needs_stripe=True) as container:
-        report = container.usage_reconcile.reconcile(period, tenants=tenants)
-        data = report.to_dict()
-        rows = [[t.tenant_id, t.start.date(), t.end, t.ours, t.stripe, t.ledger, t.diff,
-                 t.status, t.reason] for t in report.tenants]
+    with reported(as_json):
+        with cli.usage_server() as server:
+            if server is not None:  # it holds the usage store: it reconciles
+                data = server.reconcile(period, tenants)
+            else:
+                with cli.container(needs_stripe=True) as container:
+                    data = container.usage_reconcile.reconcile(period,
+                                                               tenants=tenants).to_dict()
+        rows = [[t["tenant_id"], datetime.fromisoformat(t["start"]).date(),
+                 datetime.fromisoformat(t["end"]), t["ours"], t["stripe"], t["ledger"],
+                 t["diff"], t["status"], t["reason"]] for t in data["tenants"]]
         counts = ", ".join(f"{k} {v}" for k, v in data["counts"].items() if v) or "no tenants"
-        show(data, as_json, table(f"Usage reconciliation ({report.period}, up to "
-                                  f"{report.through.isoformat()}): {counts}",
-                                  RECONCILE_COLUMNS, rows))
-        if report.drifts or any(t.status == "failed" for t in report.tenants):
+        show(data, as_json, table(f"Usage reconciliation ({data['period']}, up to "
+                                  f"{data['through']}): {counts}", RECONCILE_COLUMNS, rows))
+        if data["counts"]["drift"] or data["counts"]["failed"]:
             raise typer.Exit(1)
 
 
