@@ -23,7 +23,8 @@ How each Markdown file is run, as a reader who followed the README would run it:
   file's earlier examples first.
 - the environment: `meterbill` and `python` on PATH (the directory of the running
   interpreter), and the variables the README has the reader set:
-  `METERBILL_API_TOKEN` (the token the harness started the server with), `PORT` (the server's
+  `METERBILL_API_TOKEN` (outside the README, which exports it: what `meterbill api-token`
+  prints, the development token the server keeps beside its database), `PORT` (the server's
   port, as `make run` reads it) and `METERBILL_URL` (`http://127.0.0.1:$PORT`);
 - `curl` is the system's curl with `--fail-with-body` added, so that an HTTP error answer
   (400 and above) fails the example instead of passing unnoticed; examples that mean to show
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import shutil
 import signal
 import socket
@@ -130,9 +130,11 @@ class DocRun:
         (self.harness / "bin").mkdir(parents=True)
         self._link_virtualenv()
         self.port = _free_port()
-        self.token = secrets.token_urlsafe(24)
-        self.env = self._environment()  # the examples' terminal, changed by what they export
-        self.server_env = dict(self.env)  # the terminal running the server keeps its own
+        self.server_env = self._environment()  # the terminal running the server
+        # The examples' terminal, changed by what they export. The server keeps its development
+        # token beside the database, and `meterbill api-token` prints it (README); a reader of
+        # docs/ other than the README has exported it as the README says.
+        self.env = dict(self.server_env)
         self.cwd = self.clone
         self.server: subprocess.Popen[bytes] | None = None
         self.server_log = self.harness / "meterbill-serve.log"
@@ -165,7 +167,7 @@ class DocRun:
             wrapper.chmod(0o755)
         path = [str(self.harness / "bin"), str(Path(sys.executable).parent), env.get("PATH", "")]
         env.update(PATH=os.pathsep.join(path), PORT=str(self.port),
-                   METERBILL_API_TOKEN=self.token, METERBILL_URL=f"http://127.0.0.1:{self.port}",
+                   METERBILL_URL=f"http://127.0.0.1:{self.port}",
                    PYTHONUNBUFFERED="1")
         return env
 
@@ -186,9 +188,15 @@ class DocRun:
                             f"answering:\n{_tail(self.server_log)}", pytrace=False)
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
-                    return
+                    pass
             except (urllib.error.URLError, OSError):
                 time.sleep(0.1)
+                continue
+            if self.doc != "README.md" and "METERBILL_API_TOKEN" not in self.env:
+                self.env["METERBILL_API_TOKEN"] = subprocess.run(
+                    [_meterbill(), "api-token"], cwd=self.clone, env=self.server_env,
+                    capture_output=True, text=True, check=True).stdout.strip()
+            return
         pytest.fail(f"meterbill serve did not answer /health within {START_TIMEOUT:.0f} s:\n"
                     f"{_tail(self.server_log)}", pytrace=False)
 
