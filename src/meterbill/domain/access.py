@@ -41,14 +41,21 @@ from .dunning import (
     GOOD_STANDING,
     TRIAL_GRACE,
     TRIAL_SUSPENDED,
+    Access,
     Decision,
     DunningPolicy,
     DunningState,
     NoticeDue,
     Transition,
 )
-from .policies import BILLING_STATUSES, Access
 
+# Stripe subscription statuses, plus "none" for a tenant without a subscription and
+# "suspended" for one the dunning policy suspended (its subscription is past_due or unpaid).
+BILLING_STATUSES = ("none", "incomplete", "incomplete_expired", "trialing", "active",
+                    "past_due", "canceled", "unpaid", "paused", "suspended")
+# Statuses in which a subscription still exists and can change or be canceled.
+LIVE_STATUSES = frozenset({"incomplete", "trialing", "active", "past_due", "unpaid", "paused",
+                           "suspended"})
 # Stripe ended the subscription: nothing brings it back.
 TERMINAL_STATUSES = frozenset({"canceled", "incomplete_expired"})
 # What Stripe's status alone allows, in good standing.
@@ -176,3 +183,8 @@ def _trial_reason(state: str) -> str:
     if state == TRIAL_GRACE:
         return "trial ended without a payment method: grace period"
     return "trial ended without a payment method: suspended"
+
+
+def is_live(status: str) -> bool:
+    """Whether a subscription in `status` still exists and can change or be canceled."""
+    return status in LIVE_STATUSES

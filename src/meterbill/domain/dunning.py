@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigurationError
-from .policies import Access
 
+Access = Literal["full", "reduced", "none"]
 GOOD_STANDING = "good_standing"
 TRIAL_GRACE = "trial_grace"
 TRIAL_SUSPENDED = "trial_suspended"

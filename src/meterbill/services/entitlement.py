@@ -29,9 +29,8 @@ from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.session import Database
 from ..adapters.db.timeline import TimelineEntry
 from ..domain.access import AccessFacts, decide_access
-from ..domain.dunning import GOOD_STANDING, DunningPolicy, DunningState
+from ..domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
 from ..domain.plans import Catalog
-from ..domain.policies import Access
 from .tenants import unknown_tenant
 from .usage_ports import UsageStore
 from .views import _View

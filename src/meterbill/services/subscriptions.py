@@ -33,6 +33,7 @@ from ..adapters.db.models import Subscription, Tenant, utcnow
 from ..adapters.db.notifications import new_notice_ids
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
+from ..domain.access import is_live
 from ..domain.errors import (
     ConfigurationError,
     Conflict,
@@ -43,8 +44,7 @@ from ..domain.errors import (
     StripeInvalidRequest,
     StripeNotFound,
 )
-from ..domain.plans import Catalog, Plan
-from ..domain.policies import is_live, plan_change_direction
+from ..domain.plans import Catalog, Plan, plan_change_direction
 from .customers import validate_tenant_id
 from .ports import StripePort, SubscriptionRecord
 from .tenant_access import Cause, TenantAccessService

@@ -14,6 +14,7 @@ from meterbill.domain.access import (
     AccessDecision,
     AccessFacts,
     decide_access,
+    is_live,
     settle,
 )
 from meterbill.domain.dunning import (
@@ -203,3 +204,8 @@ def test_a_receipt_only_when_money_came(policy: DunningPolicy, amount_paid: int 
     assert [n.kind for n in paid.notices] == receipts
     reset = decide_manual(policy, current, 0, NOW)  # the operator's reset: no money came
     assert reset.state.state == GOOD_STANDING and reset.notices == ()
+
+
+def test_live_statuses() -> None:
+    assert is_live("active") and is_live("past_due") and is_live("trialing")
+    assert not is_live("canceled") and not is_live("incomplete_expired") and not is_live("none")

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from meterbill.domain.plans import Plan, load_catalog
-from meterbill.domain.policies import is_live, plan_change_direction
+from meterbill.domain.plans import Plan, load_catalog, plan_change_direction
 
 
 def test_plan_direction_by_base_price() -> None:
@@ -23,8 +22,3 @@ def test_plan_direction_ties_break_on_what_is_included() -> None:
     assert plan_change_direction(large, small) == "downgrade"
     assert plan_change_direction(small, cheap_overage) == "upgrade"
     assert plan_change_direction(cheap_overage, small) == "downgrade"
-
-
-def test_live_statuses() -> None:
-    assert is_live("active") and is_live("past_due") and is_live("trialing")
-    assert not is_live("canceled") and not is_live("incomplete_expired") and not is_live("none")
