@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
+from sqlalchemy.orm import Session
 
 from .adapters.db.session import Database
 from .adapters.local_secrets import LocalSecrets
@@ -25,9 +27,10 @@ from .services.customers import CustomerService
 from .services.dunning import DunningService
 from .services.entitlement import EntitlementService, UsageTotals
 from .services.notifications import NotificationService
-from .services.notify_ports import Notifier
+from .services.notify_ports import Notice, Notifier
 from .services.portal_links import PortalLinks, PortalService, derive_secret
 from .services.subscriptions import SubscriptionPolicy, SubscriptionService
+from .services.tenant_access import TenantAccessService
 from .services.tenants import TenantService
 from .services.usage_ingest import UsageIngestService
 from .services.usage_ports import UsageStore
@@ -74,12 +77,16 @@ class Container:
     _entitlement: EntitlementService | None = field(default=None, repr=False)
     _dunning_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    # The one writer of tenants' access (services/tenant_access.py), shared by the services.
+    access: TenantAccessService | None = field(default=None, repr=False)
+
     @property
     def dunning(self) -> DunningService:
         with self._dunning_lock:
             if self._dunning is None:
                 policy = self.dunning_policy or load_policy(self.settings.dunning_policy_file)
-                self._dunning = DunningService(self.db, policy, self.notifier,
+                assert self.access is not None
+                self._dunning = DunningService(self.db, policy, self.notifier, self.access,
                                                on_notices=self.notifications.after_commit)
             return self._dunning
 
@@ -215,11 +222,6 @@ def build(settings: Settings | None = None, *, stripe_http_client: Any = None) -
     catalog = load_catalog(settings.plans_file)
     dunning_policy = load_policy(settings.dunning_policy_file)
     db = Database(settings.database_url)
-    if settings.access_webhook_url is not None:  # tenant.access_changed to the SaaS
-        from .adapters.db.access_watch import watch_access_changes
-        from .services.access_webhooks import AccessChangeRecorder
-
-        watch_access_changes(db, AccessChangeRecorder())
     gateway = StripeGateway(client)
     policy = SubscriptionPolicy(
         require_payment_method=settings.require_payment_method,
@@ -227,19 +229,37 @@ def build(settings: Settings | None = None, *, stripe_http_client: Any = None) -
         upgrade_proration=settings.upgrade_proration,
         default_trial_days=settings.default_trial_days,
     )
-    return Container(
+    # The outbox is built on first use: the access writer finds it when it records a notice.
+    access = TenantAccessService(
+        dunning_policy, DeferredNotifier(lambda: container.notifier),
+        access_events=settings.access_webhook_url is not None)  # tenant.access_changed
+    container = Container(
         settings=settings,
         db=db,
         gateway=gateway,
         catalog=catalog,
         customers=CustomerService(db, gateway),
-        subscriptions=SubscriptionService(db, gateway, catalog, policy),
+        subscriptions=SubscriptionService(
+            db, gateway, catalog, policy, access=access,
+            on_notices=lambda ids: container.notifications.after_commit(ids)),
         catalog_sync=CatalogSyncService(gateway, catalog),
-        tenants=TenantService(db, gateway),
+        tenants=TenantService(db, gateway, access),
         sandbox=sandbox,
         stripe_client=client,
         dunning_policy=dunning_policy,
+        access=access,
     )
+    return container
+
+
+class DeferredNotifier:
+    """A `Notifier` that looks the real one up when a notice is recorded."""
+
+    def __init__(self, notifier: Callable[[], Notifier]) -> None:
+        self._notifier = notifier
+
+    def enqueue(self, session: Session, notice: Notice) -> bool:
+        return self._notifier().enqueue(session, notice)
 
 
 def _stripe_client(settings: Settings, api_key: str, http_client: Any) -> stripe.StripeClient:

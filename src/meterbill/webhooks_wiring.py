@@ -17,7 +17,6 @@ from .adapters.stripe_events import StripeEvents, StripeSignatureVerifier
 from .adapters.tasks.inline import InlineTaskRunner
 from .adapters.tasks.periodic import PeriodicJob
 from .services.webhooks.admin import WebhookAdmin
-from .services.webhooks.handlers import RecordOnTenant
 from .services.webhooks.intake import WebhookIntake
 from .services.webhooks.options import WebhookOptions, options_from_settings
 from .services.webhooks.ports import (
@@ -96,10 +95,9 @@ def build_webhooks(container: Any, *, options: WebhookOptions | None = None,
 
 
 def _dunning(container: Any) -> DunningPort:
-    """The container's dunning service (its policy and notifier); a policy-free port for a
-    container that has none."""
-    found = getattr(container, "dunning", None)
-    return found if found is not None else RecordOnTenant()
+    """The container's dunning service (its policy, notifier and access writer)."""
+    dunning: DunningPort = container.dunning
+    return dunning
 
 
 def webhooks_for(container: Any) -> WebhookComponents:

@@ -24,11 +24,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .errors import ConfigurationError
-from .policies import Access
 
+Access = Literal["full", "reduced", "none"]
 GOOD_STANDING = "good_standing"
 TRIAL_GRACE = "trial_grace"
 TRIAL_SUSPENDED = "trial_suspended"
@@ -153,6 +153,7 @@ class InvoiceFacts:
     next_payment_attempt: datetime | None = None
     # Set when the invoice is the first one after a trial and no payment method is on file.
     trial_ended_at: datetime | None = None
+    amount_paid: int | None = None  # cents; None when unknown (counts as money received)
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,10 @@ def _recover(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts,
     detail = (f"invoice {facts.invoice_id} voided; access restored" if voided
               else f"invoice {facts.invoice_id} paid; access restored" if cause is None
               else "operator restored the tenant")
+    # A receipt says money came: not for a $0 invoice (a trial's) nor an operator's reset.
+    received = cause is None and (voided or facts.amount_paid != 0)
     notices: tuple[NoticeDue, ...] = ()
-    if policy.recovery_notice and (not voided or policy.notify_on_void):
+    if policy.recovery_notice and received and (not voided or policy.notify_on_void):
         notices = (NoticeDue(policy.recovery_notice, "recovered",
                              {"attempt_count": current.failures}),)
     return Decision(new, Transition(current.state, GOOD_STANDING, step, detail), notices, detail)

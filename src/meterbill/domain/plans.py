@@ -247,3 +247,19 @@ def load_catalog(path: Path | None = None) -> Catalog:
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{source} is not valid TOML: {error}") from None
     return parse_catalog(data, source=source)
+
+
+Direction = Literal["upgrade", "downgrade", "same"]
+
+
+def plan_change_direction(current: Plan, target: Plan) -> Direction:
+    """Upgrade or downgrade, judged by the monthly base price.
+
+    Equal base prices compare by included quantity, then by overage price (cheaper overage is
+    more generous), so every distinct pair of plans has a direction.
+    """
+    if current.key == target.key:
+        return "same"
+    ours = (current.base_amount, current.included_quantity, -current.overage_unit_amount)
+    theirs = (target.base_amount, target.included_quantity, -target.overage_unit_amount)
+    return "upgrade" if theirs >= ours else "downgrade"

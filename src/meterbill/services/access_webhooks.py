@@ -3,8 +3,8 @@
 With ACCESS_WEBHOOK_URL set, the SaaS learns of every change of a tenant's access (full,
 reduced, none, or another rate-limit multiplier) when it commits, instead of polling
 `GET /tenants/{id}/entitlement`. Each event is a row of the notification outbox (channel
-`access_webhook`), recorded in the transaction that changed the access
-(adapters/db/access_watch.py) and posted by the notification sender, which retries with backoff
+`access_webhook`), recorded by the one writer of access (services/tenant_access.py) in the
+transaction that changes it, and posted by the notification sender, which retries with backoff
 up to NOTIFICATION_MAX_ATTEMPTS; `meterbill notifications list` shows them.
 
 The body is signed as Stripe signs its webhooks: header `Meterbill-Signature: t=<unix time>,
@@ -18,22 +18,32 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ..adapters.db.models import Tenant, utcnow
+from ..adapters.db.models import Tenant
 from ..adapters.db.notifications import NoticeRepository
-from ..domain.policies import AccessDecision
+from ..domain.access import AccessDecision
 
 KIND = "tenant.access_changed"
 CHANNEL = "access_webhook"
 RECIPIENT = "ACCESS_WEBHOOK_URL"  # shown for the rows (the URL itself is a secret)
 
 
-def access_event(tenant: Tenant, before: AccessDecision, after: AccessDecision,
+Level = tuple[str, float]  # (access, rate-limit multiplier)
+
+
+def stored_access(tenant: Tenant) -> Level:
+    """The access the tenant row holds now (what `tenant_access` last wrote)."""
+    multiplier = float(tenant.rate_limit_multiplier or 0.0)
+    if not tenant.api_access_enabled or multiplier <= 0.0:
+        return ("none", 0.0)
+    return ("reduced" if multiplier < 1.0 else "full", multiplier)
+
+
+def access_event(tenant: Tenant, before: Level, after: AccessDecision,
                  occurred_at: datetime, event_id: str) -> dict[str, Any]:
     return {
         "id": event_id,
@@ -45,27 +55,22 @@ def access_event(tenant: Tenant, before: AccessDecision, after: AccessDecision,
             "access": after.access,
             "rate_limit_multiplier": after.rate_limit_multiplier,
             "reason": after.reason,
-            "billing_status": tenant.billing_status,
-            "previous": {"access": before.access,
-                         "rate_limit_multiplier": before.rate_limit_multiplier},
+            "dunning_state": after.dunning_state,
+            "billing_status": after.billing_status,
+            "previous": {"access": before[0], "rate_limit_multiplier": before[1]},
         },
     }
 
 
-class AccessChangeRecorder:
-    """The `record` callback of `watch_access_changes`: one outbox row per change."""
-
-    def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
-        self.clock = clock
-
-    def __call__(self, session: Session, tenant: Tenant, before: AccessDecision,
-                 after: AccessDecision) -> None:
-        event_id = f"acc_{uuid.uuid4().hex}"
-        body = json.dumps(access_event(tenant, before, after, self.clock(), event_id),
-                          separators=(",", ":"))
-        NoticeRepository(session).insert(
-            dedupe_key=f"{KIND}:{event_id}", kind=KIND, tenant_id=tenant.tenant_id,
-            detail=(f"access {before.access} (x{before.rate_limit_multiplier:g}) -> "
-                    f"{after.access} (x{after.rate_limit_multiplier:g}): {after.reason}"),
-            channel=CHANNEL, recipient=RECIPIENT, subject=KIND, body_text=body,
-            status="pending")
+def record_access_change(session: Session, tenant: Tenant, before: Level,
+                         after: AccessDecision, occurred_at: datetime) -> None:
+    """One outbox row for the change, in the caller's transaction."""
+    event_id = f"acc_{uuid.uuid4().hex}"
+    body = json.dumps(access_event(tenant, before, after, occurred_at, event_id),
+                      separators=(",", ":"))
+    NoticeRepository(session).insert(
+        dedupe_key=f"{KIND}:{event_id}", kind=KIND, tenant_id=tenant.tenant_id,
+        detail=(f"access {before[0]} (x{before[1]:g}) -> {after.access} "
+                f"(x{after.rate_limit_multiplier:g}): {after.reason}"),
+        channel=CHANNEL, recipient=RECIPIENT, subject=KIND, body_text=body,
+        status="pending")

@@ -2,48 +2,44 @@
 
 `DunningService` is the webhook processor's `DunningPort` and the operator's manual trigger.
 Each call reads the tenant's dunning state (the newest timeline entry), lets the policy decide
-(`domain.dunning.decide`) on the facts re-read from Stripe, and in the caller's transaction:
-sets the tenant's access columns from the new state, appends the timeline entry, and hands the
-notices due to the `Notifier` (once per tenant, state and invoice: a replayed event records
+(`domain.dunning.decide`) on the deciding invoice as re-read from Stripe, and hands the result
+with the subscription's status to `TenantAccessService.apply` (tenant_access.py), which decides
+the tenant's access on all the facts at once and writes it, the timeline entry and the notices
+in the caller's transaction (once per tenant, state and invoice: a replayed event records
 nothing new).
 
-Access is the narrower of what the subscription's Stripe status allows and what the dunning
-state allows; `billing_status` becomes `suspended` while the policy suspends the tenant.
+A payment event and a subscription event gather the same facts (the subscription as Stripe has
+it, and while a payment is outstanding its latest invoice), so either one, in any order, leaves
+the same record; see domain/access.py for which fact wins.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..adapters.db.models import Tenant, utcnow
 from ..adapters.db.notifications import new_notice_ids
-from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
+from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
 from ..adapters.db.timeline import TimelineEntry, TimelineRepository
 from ..domain.dunning import (
-    CANCELED,
-    GOOD_STANDING,
-    TRIAL_SUSPENDED,
-    Decision,
     DunningPolicy,
     DunningState,
-    Effects,
     InvoiceFacts,
-    NoticeDue,
-    Transition,
     decide,
     decide_manual,
 )
 from ..domain.errors import InvalidInput
-from ..domain.policies import access_for, is_live
 from .notify_ports import Notice, Notifier
 from .ports import SubscriptionRecord
+from .subscriptions import follows, store_subscription
+from .tenant_access import AccessChange, Cause, TenantAccessService, dunning_state
 from .tenants import unknown_tenant
 from .views import _View
 
@@ -54,10 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("meterbill.dunning")
 
 Clock = Callable[[], datetime]
-# Billing statuses a payment returns to active.
-_RECOVERS_FROM = frozenset({"past_due", "unpaid", "incomplete", "suspended"})
-_ENDED = frozenset({"canceled", "incomplete_expired"})
-_RANK = {"none": 0, "reduced": 1, "full": 2}
+# Statuses of a subscription whose latest invoice may be failing: a subscription event reads it.
+_OWING = frozenset({"past_due", "unpaid", "incomplete"})
 # A trial's first invoice covers the trial: its period ends when the trial does.
 _TRIAL_MATCH = timedelta(minutes=5)
 
@@ -94,21 +88,14 @@ def timeline_view(row: TimelineEntry) -> TimelineView:
                         invoice_id=row.invoice_id, failures=row.failures, detail=row.detail)
 
 
-def dunning_state(session: Session, tenant: Tenant) -> DunningState:
-    """The tenant's dunning state: the newest timeline entry (good standing without one)."""
-    latest = TimelineRepository(session).latest(tenant.tenant_id)
-    if latest is None:
-        return DunningState(GOOD_STANDING, tenant.payment_failures or 0, None)
-    return DunningState(latest.to_state, tenant.payment_failures or 0, latest.invoice_id)
-
-
 class DunningService:
-    def __init__(self, db: Database, policy: DunningPolicy, notifier: Notifier, *,
-                 clock: Clock = utcnow,
+    def __init__(self, db: Database, policy: DunningPolicy, notifier: Notifier,
+                 access: TenantAccessService, *, clock: Clock = utcnow,
                  on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
         self.db = db
         self.policy = policy
         self.notifier = notifier
+        self.access = access  # the one writer of the tenant's access
         self.clock = clock
         # Called with the ids of the notices a manual step recorded, after its commit (the
         # webhook processor does the same for handlers).
@@ -117,51 +104,14 @@ class DunningService:
     # --- the DunningPort (inside a webhook handler's transaction) ----------------------------
 
     def on_invoice(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                   invoice: InvoiceRecord) -> str:
-        current = dunning_state(ctx.session, tenant)
-        facts = self._facts(ctx, tenant, invoice, current)
-        decision = decide(self.policy, current, facts)
-        if invoice.status == "paid":
-            self._record_payment(tenant, invoice)
-        self._apply(ctx.session, tenant, current, decision, cause="webhook", event_id=event.id,
-                    invoice=invoice, amount=_amount(invoice), currency=invoice.currency)
-        return self._note(tenant, current, decision)
+                   invoice: InvoiceRecord, subscription: SubscriptionRecord | None) -> str:
+        # An invoice of a subscription the tenant no longer follows decides nothing.
+        deciding = subscription is None or follows(tenant, subscription.id)
+        return self._settle(ctx, event, tenant, subscription, invoice if deciding else None)
 
     def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                        record: SubscriptionRecord, follows: bool) -> str | None:
-        if not follows:
-            return None
-        current = dunning_state(ctx.session, tenant)
-        if record.status in _ENDED:
-            return self._canceled(ctx.session, tenant, current, record, event.id)
-        if record.status == "paused" and current.state != TRIAL_SUSPENDED:
-            # Stripe pauses a trial that ended without a payment method (end_behavior pause).
-            decision = Decision(
-                DunningState(TRIAL_SUSPENDED, 0, record.latest_invoice),
-                Transition(current.state, TRIAL_SUSPENDED, "trial_suspension",
-                           f"subscription {record.id} paused: the trial ended without a "
-                           "payment method"),
-                (NoticeDue(self.policy.trial.suspended_notice, TRIAL_SUSPENDED),)
-                if self.policy.trial.suspended_notice else ())
-            self._apply(ctx.session, tenant, current, decision, cause="webhook",
-                        event_id=event.id, invoice=None, amount=0, currency="usd",
-                        subscription=record)
-            return self._note(tenant, current, decision)
-        if current.state == CANCELED and is_live(record.status):
-            decision = Decision(DunningState(), Transition(
-                CANCELED, GOOD_STANDING, "resubscribed",
-                f"new subscription {record.id} ({record.status})"))
-            self._apply(ctx.session, tenant, current, decision, cause="webhook",
-                        event_id=event.id, invoice=None, amount=0, currency="usd")
-            return self._note(tenant, current, decision)
-        if self.policy.is_dunning(current.state) and record.latest_invoice:
-            # The subscription copy just reset the access columns from Stripe's status: decide
-            # again on its latest invoice, which keeps the step or (paid meanwhile) recovers.
-            invoice = ctx.stripe.retrieve_invoice(record.latest_invoice)
-            if invoice.status != "draft":
-                return self.on_invoice(ctx, event, tenant, invoice)
-            self._set_access(ctx.session, tenant, self.policy.effects_of(current.state))
-        return None
+                        record: SubscriptionRecord) -> str:
+        return self._settle(ctx, event, tenant, record, self._latest_invoice(ctx, tenant, record))
 
     def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
                           record: SubscriptionRecord) -> str:
@@ -170,12 +120,18 @@ class DunningService:
         if kind is None:
             return f"tenant {tenant.tenant_id}: trial ends {ends}; the policy sends no reminder"
         stamp = int(record.trial_end.timestamp()) if record.trial_end else 0
-        notice = self._notice(
-            tenant, NoticeDue(kind, "trial_ending"), event_id=event.id,
-            invoice=None, amount=0, currency="usd", subscription=record,
-            dedupe_key=f"trial_will_end:{record.id}:{stamp}",
+        facts = {"tenant_name": tenant.name or tenant.tenant_id, "email": tenant.email,
+                 "amount_due": 0, "currency": "usd", "invoice_id": None, "invoice_url": None,
+                 "attempt_count": tenant.payment_failures, "next_step": None,
+                 "next_step_at": None, "suspension_at": None,
+                 "customer_id": tenant.stripe_customer_id, "plan": tenant.current_plan,
+                 "trial_end": record.trial_end.isoformat() if record.trial_end else None}
+        notice = Notice(
+            kind=kind, dedupe_key=f"trial_will_end:{record.id}:{stamp}",
+            tenant_id=tenant.tenant_id, facts=facts, event_id=event.id,
             detail=f"Trial of subscription {record.id} ends {ends} and no payment method is "
                    "on file; ask the customer to add one.")
+        ctx.claim()  # the notice is this handler's first write
         added = self.notifier.enqueue(ctx.session, notice)
         return (f"tenant {tenant.tenant_id}: trial ends {ends} without a payment method; "
                 f"reminder {'recorded' if added else 'already recorded'}")
@@ -196,18 +152,19 @@ class DunningService:
         with self.db.session() as session:
             tenant = _locked_tenant(session, tenant_id)
             current = dunning_state(session, tenant)
-            decision = decide_manual(self.policy, current, failure_count, self.clock())
-            notices = self._apply(session, tenant, current, decision, cause="manual",
-                                  event_id=None, invoice=None, amount=invoice_amount,
-                                  currency=currency, invoice_key=invoice_id or "manual")
-            access = _effective(tenant)
+            proposed = decide_manual(self.policy, current, failure_count, self.clock())
+            change = self.access.apply(
+                session, tenant, self.access.facts(session, tenant, proposed.state),
+                Cause("manual", amount=invoice_amount, currency=currency,
+                      invoice_key=invoice_id or "manual"), proposed)
             recorded = list(new_notice_ids(session))
             result = ManualResult(
-                tenant_id=tenant_id, from_state=current.state, to_state=decision.state.state,
-                failures=decision.state.failures, changed=decision.transition is not None,
-                notices=tuple(notices), access=access.access,
-                rate_limit_multiplier=tenant.rate_limit_multiplier,
-                detail=decision.note or "")
+                tenant_id=tenant_id, from_state=current.state,
+                to_state=change.decision.dunning_state, failures=change.record.state.failures,
+                changed=change.record.transition is not None, notices=change.notices,
+                access=change.decision.access,
+                rate_limit_multiplier=change.decision.rate_limit_multiplier,
+                detail=change.record.note or "")
         if recorded and self.on_notices is not None:
             self.on_notices(recorded)
         return result
@@ -228,6 +185,41 @@ class DunningService:
 
     # --- the work ----------------------------------------------------------------------------
 
+    def _settle(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                subscription: SubscriptionRecord | None, invoice: InvoiceRecord | None) -> str:
+        """Decide on the subscription and the deciding invoice, both as Stripe has them now:
+        every Stripe read first, then this handler's turn on the tenant, then the writes."""
+        current = dunning_state(ctx.session, tenant)
+        facts = self._facts(ctx, tenant, invoice, current) if invoice is not None else None
+        ctx.claim()
+        notes = []
+        if subscription is not None:
+            notes.append(store_subscription(ctx.session, ctx.catalog, tenant, subscription))
+        proposed = decide(self.policy, current, facts) if facts is not None else None
+        if invoice is not None and invoice.status == "paid":
+            self._record_payment(tenant, invoice)
+        change = self.access.apply(
+            ctx.session, tenant, self.access.facts(ctx.session, tenant,
+                                                   proposed.state if proposed else None),
+            Cause("webhook", event.id, invoice, subscription,
+                  _amount(invoice) if invoice else 0, invoice.currency if invoice else "usd"),
+            proposed)
+        notes.append(self._note(tenant, change))
+        return "; ".join(notes)
+
+    def _latest_invoice(self, ctx: HandlerContext, tenant: Tenant,
+                        record: SubscriptionRecord) -> InvoiceRecord | None:
+        """The invoice a subscription event decides on, as a payment event would: the latest
+        one, read only when it can matter (a payment is owed, or dunning is in force)."""
+        if not record.latest_invoice or not follows(tenant, record.id):
+            return None
+        if record.status not in _OWING and not self.policy.is_dunning(
+                dunning_state(ctx.session, tenant).state):
+            return None
+        invoice = ctx.stripe.retrieve_invoice(record.latest_invoice)
+        # A draft renewal has not been charged yet: it decides nothing.
+        return invoice if invoice.status != "draft" else None
+
     def _facts(self, ctx: HandlerContext, tenant: Tenant, invoice: InvoiceRecord,
                current: DunningState) -> InvoiceFacts:
         failing = invoice.status == "open" and invoice.attempt_count > 0
@@ -242,7 +234,8 @@ class DunningService:
         return InvoiceFacts(invoice.id, invoice.status, invoice.attempt_count, now,
                             decline_code=decline,
                             next_payment_attempt=invoice.next_payment_attempt,
-                            trial_ended_at=trial_ended)
+                            trial_ended_at=trial_ended,
+                            amount_paid=invoice.amount_paid if invoice.status == "paid" else None)
 
     def _trial_ended_without_card(self, ctx: HandlerContext,
                                   invoice: InvoiceRecord) -> datetime | None:
@@ -258,128 +251,19 @@ class DunningService:
             return None
         return record.trial_end
 
-    def _canceled(self, session: Session, tenant: Tenant, current: DunningState,
-                  record: SubscriptionRecord, event_id: str) -> str | None:
-        if current.state == CANCELED:
-            return None
-        ended = record.canceled_at.isoformat() if record.canceled_at else "now"
-        notices = (NoticeDue(self.policy.cancellation_notice, CANCELED),) \
-            if self.policy.cancellation_notice else ()
-        decision = Decision(DunningState(CANCELED, 0, None), Transition(
-            current.state, CANCELED, "cancellation",
-            f"subscription {record.id} {record.status} in Stripe ({ended}); access off"),
-            notices)
-        self._apply(session, tenant, current, decision, cause="webhook", event_id=event_id,
-                    invoice=None, amount=0, currency="usd", subscription=record,
-                    invoice_key=record.id)
-        return self._note(tenant, current, decision)
-
-    def _apply(self, session: Session, tenant: Tenant, current: DunningState,
-               decision: Decision, *, cause: str, event_id: str | None,
-               invoice: InvoiceRecord | None, amount: int, currency: str,
-               subscription: SubscriptionRecord | None = None,
-               invoice_key: str | None = None) -> list[str]:
-        """Write the decision onto the tenant, the timeline and the outbox; the notices
-        recorded now (not before)."""
-        new = decision.state
-        tenant.payment_failures = new.failures
-        self._set_access(session, tenant, self.policy.effects_of(new.state))
-        tenant.updated_at = utcnow()
-        if decision.transition is not None:
-            t = decision.transition
-            TimelineRepository(session).add(TimelineEntry(
-                tenant_id=tenant.tenant_id, at=self.clock(), from_state=t.from_state,
-                to_state=t.to_state, step=t.step, cause=cause, event_id=event_id,
-                invoice_id=invoice.id if invoice else new.invoice_id,
-                failures=invoice.attempt_count if invoice else new.failures, detail=t.detail))
-            log.info("tenant %s: %s → %s (%s): %s", tenant.tenant_id, t.from_state, t.to_state,
-                     cause, t.detail)
-        recorded = []
-        key = invoice_key or (invoice.id if invoice else new.invoice_id) or "none"
-        for due in decision.notices:
-            notice = self._notice(
-                tenant, due, event_id=event_id, invoice=invoice, amount=amount,
-                currency=currency, subscription=subscription,
-                dedupe_key=f"dunning:{tenant.tenant_id}:{due.state}:{key}",
-                detail=decision.transition.detail if decision.transition else due.kind)
-            if self.notifier.enqueue(session, notice):
-                recorded.append(due.kind)
-        return recorded
-
-    def _set_access(self, session: Session, tenant: Tenant, effects: Effects | None) -> None:
-        """Access = the narrower of the Stripe status's and the dunning state's."""
-        if effects is not None and effects.suspended and is_live(tenant.billing_status):
-            tenant.billing_status = "suspended"
-            tenant.suspended_at = tenant.suspended_at or self.clock()
-        elif tenant.billing_status == "suspended":
-            # Back to Stripe's status, as our copy of the subscription last saw it.
-            row = (SubscriptionRepository(session).get(tenant.stripe_subscription_id)
-                   if tenant.stripe_subscription_id else None)
-            tenant.billing_status = row.status if row is not None else "past_due"
-        if effects is None or not effects.suspended:
-            tenant.suspended_at = None
-        tenant.soft_suspended = bool(effects and effects.soft_suspended)
-        status = access_for(tenant.billing_status)
-        if effects is not None and _RANK[effects.access] < _RANK[status.access]:
-            tenant.api_access_enabled = effects.access != "none"
-            tenant.rate_limit_multiplier = effects.rate_limit_multiplier
-        else:
-            tenant.api_access_enabled = status.api_access_enabled
-            tenant.rate_limit_multiplier = status.rate_limit_multiplier
-
     def _record_payment(self, tenant: Tenant, invoice: InvoiceRecord) -> None:
         if invoice.paid_at and (tenant.last_payment_date is None
                                 or invoice.paid_at > tenant.last_payment_date):
             tenant.last_payment_date = invoice.paid_at
-        if tenant.billing_status in _RECOVERS_FROM:
-            tenant.billing_status = "active"
 
-    def _notice(self, tenant: Tenant, due: NoticeDue, *, event_id: str | None,
-                invoice: InvoiceRecord | None, amount: int, currency: str,
-                subscription: SubscriptionRecord | None, dedupe_key: str,
-                detail: str) -> Notice:
-        trial_end = subscription.trial_end if subscription else None
-        facts: dict[str, Any] = {
-            "tenant_name": tenant.name or tenant.tenant_id,
-            "email": tenant.email,
-            "amount_due": amount,
-            "currency": currency,
-            "invoice_id": invoice.id if invoice else None,
-            "invoice_url": invoice.hosted_invoice_url if invoice else None,
-            "attempt_count": invoice.attempt_count if invoice else tenant.payment_failures,
-            "next_step": None,
-            "next_step_at": invoice.next_payment_attempt if invoice else None,
-            "suspension_at": None,
-            "customer_id": tenant.stripe_customer_id,
-            "plan": tenant.current_plan,
-            "trial_end": trial_end,
-        }
-        if invoice is not None and invoice.status == "paid":
-            facts["amount_paid"] = invoice.amount_paid
-        facts.update(due.facts)
-        return Notice(kind=due.kind, dedupe_key=dedupe_key, tenant_id=tenant.tenant_id,
-                      detail=detail, facts=_iso(facts), event_id=event_id)
-
-    def _note(self, tenant: Tenant, current: DunningState, decision: Decision) -> str:
-        if decision.transition is None:
-            return (f"tenant {tenant.tenant_id}: {decision.note or 'no change'}; "
-                    f"stays {current.state}")
-        t = decision.transition
-        return f"tenant {tenant.tenant_id}: {t.from_state} → {t.to_state}: {t.detail}"
+    @staticmethod
+    def _note(tenant: Tenant, change: AccessChange) -> str:
+        return f"tenant {tenant.tenant_id}: {change.note}"
 
 
 def _amount(invoice: InvoiceRecord) -> int:
     return invoice.amount_paid if invoice.status == "paid" and invoice.amount_paid \
         else invoice.amount_due
-
-
-def _iso(facts: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in facts.items()}
-
-
-def _effective(tenant: Tenant) -> Any:
-    return access_for(tenant.billing_status, soft_suspended=tenant.soft_suspended,
-                      api_access_enabled=tenant.api_access_enabled)
 
 
 def _locked_tenant(session: Session, tenant_id: str) -> Tenant:

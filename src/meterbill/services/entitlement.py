@@ -1,11 +1,12 @@
 """What a tenant may use right now, for the SaaS to ask on every request.
 
-Served from meterbill's own database (the tenant row, its subscription's period, the newest
-dunning timeline entry: one indexed statement), plus the tenant's usage total for the period from
-the usage store. The total is reused for `cache_seconds` (ENTITLEMENT_USAGE_CACHE_SECONDS) per
-tenant and period: a DuckDB or ClickHouse query per SaaS request would cost more than all the
-rest, and a total a few seconds old changes no access decision. If the usage store cannot be
-read the answer still comes, with `used_this_period` null: access must not depend on it.
+Served from meterbill's own database (the tenant row, its subscription's status and period,
+the newest dunning timeline entry: one indexed statement, decided by `decide_access`), plus the
+tenant's usage total for the period from the usage store. The total is reused for
+`cache_seconds` (ENTITLEMENT_USAGE_CACHE_SECONDS) per tenant and period: a DuckDB or ClickHouse
+query per SaaS request would cost more than all the rest, and a total a few seconds old changes
+no access decision. If the usage store cannot be read the answer still comes, with
+`used_this_period` null: access must not depend on it.
 
 `etag` is a hash of the answer, so a SaaS that sends `If-None-Match` gets a 304 until
 something changes.
@@ -27,9 +28,9 @@ from sqlalchemy import bindparam, select
 from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.session import Database
 from ..adapters.db.timeline import TimelineEntry
-from ..domain.dunning import GOOD_STANDING, TRIAL_GRACE, TRIAL_SUSPENDED, DunningPolicy
+from ..domain.access import AccessFacts, decide_access
+from ..domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
 from ..domain.plans import Catalog
-from ..domain.policies import Access, effective_access
 from .tenants import unknown_tenant
 from .usage_ports import UsageStore
 from .views import _View
@@ -41,8 +42,8 @@ _LATEST_STATE = (select(TimelineEntry.to_state)
                  .where(TimelineEntry.tenant_id == Tenant.tenant_id)
                  .order_by(TimelineEntry.id.desc()).limit(1)
                  .correlate(Tenant).scalar_subquery())
-_QUERY = (select(Tenant.billing_status, Tenant.soft_suspended, Tenant.api_access_enabled,
-                 Tenant.rate_limit_multiplier, Tenant.payment_failures, Tenant.current_plan,
+_QUERY = (select(Tenant.payment_failures, Tenant.current_plan, Subscription.id,
+                 Subscription.status, Subscription.cancel_at_period_end,
                  Subscription.current_period_start, Subscription.current_period_end,
                  _LATEST_STATE.label("dunning_state"))
           .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
@@ -121,24 +122,27 @@ class EntitlementService:
             row = connection.execute(_QUERY, {"tenant_id": tenant_id}).first()
         if row is None:
             raise unknown_tenant(tenant_id)
-        state = row.dunning_state or GOOD_STANDING
-        decision = effective_access(row.billing_status, soft_suspended=bool(row.soft_suspended),
-                                    api_access_enabled=bool(row.api_access_enabled),
-                                    rate_limit_multiplier=row.rate_limit_multiplier)
-        access, multiplier = decision.access, decision.rate_limit_multiplier
-        failures, plan_key = row.payment_failures or 0, row.current_plan
+        # The stored facts, decided by the function the one writer of access used
+        # (services/tenant_access.py), so this answer agrees with the tenant row and summary.
+        facts = AccessFacts(
+            subscription_status=row.status or "none",
+            cancel_at_period_end=bool(row.cancel_at_period_end),
+            dunning=DunningState(row.dunning_state or GOOD_STANDING, row.payment_failures or 0),
+            subscription_id=row.id)
+        decision = decide_access(self.policy, facts)
+        plan_key = row.current_plan
         start, end = row.current_period_start, row.current_period_end
-        reason = self._reason(state, failures, decision.reason)
         plan = self.catalog.get(plan_key) if plan_key and plan_key in self.catalog.keys() \
             else None
         used = None
         if plan is not None and start is not None and end is not None:
             used = self._used(tenant_id, plan.meter_event_name, start, end)
         return Entitlement(
-            tenant_id=tenant_id, access=access, rate_limit_multiplier=multiplier,
-            reason=reason, plan=plan_key, included=plan.included_quantity if plan else None,
+            tenant_id=tenant_id, access=decision.access,
+            rate_limit_multiplier=decision.rate_limit_multiplier, reason=decision.reason,
+            plan=plan_key, included=plan.included_quantity if plan else None,
             used_this_period=used, period_start=start, period_end=end,
-            dunning_state=state)
+            dunning_state=decision.dunning_state)
 
     def _used(self, tenant_id: str, metric: str, start: datetime, end: datetime) -> int | None:
         try:
@@ -147,18 +151,3 @@ class EntitlementService:
             log.warning("usage total of tenant %s unavailable: %s: %s", tenant_id,
                         type(error).__name__, error)
             return None
-
-    def _reason(self, state: str, failures: int, status_reason: str) -> str:
-        step = self.policy.step_named(state)
-        attempts = f"{failures} failed payment attempt{'s' if failures != 1 else ''}"
-        if step is not None:
-            if step.effects.suspended:
-                return f"suspended for non-payment after {attempts}"
-            if step.effects.soft_suspended:
-                return f"payment overdue: reduced access after {attempts} ({state})"
-            return f"payment overdue after {attempts} ({state})"
-        if state == TRIAL_GRACE:
-            return "trial ended without a payment method: grace period"
-        if state == TRIAL_SUSPENDED:
-            return "trial ended without a payment method: suspended"
-        return status_reason

@@ -23,14 +23,17 @@ credits that difference on the next invoice. Until it runs, the old plan stays i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy.orm import Session
 
 from ..adapters.db.models import Subscription, Tenant, utcnow
+from ..adapters.db.notifications import new_notice_ids
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
+from ..domain.access import is_live
 from ..domain.errors import (
     ConfigurationError,
     Conflict,
@@ -41,10 +44,10 @@ from ..domain.errors import (
     StripeInvalidRequest,
     StripeNotFound,
 )
-from ..domain.plans import Catalog, Plan
-from ..domain.policies import access_for, is_live, plan_change_direction
+from ..domain.plans import Catalog, Plan, plan_change_direction
 from .customers import validate_tenant_id
 from .ports import StripePort, SubscriptionRecord
+from .tenant_access import Cause, TenantAccessService
 from .tenants import unknown_tenant
 from .views import PlanChangeView, SubscriptionView
 
@@ -79,11 +82,15 @@ def subscription_view(row: Subscription) -> SubscriptionView:
 
 class SubscriptionService:
     def __init__(self, db: Database, gateway: StripePort, catalog: Catalog,
-                 policy: SubscriptionPolicy | None = None) -> None:
+                 policy: SubscriptionPolicy | None = None, *, access: TenantAccessService,
+                 on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.catalog = catalog
         self.policy = policy or SubscriptionPolicy()
+        self.access = access  # writes the tenant's access from what Stripe answered
+        # Called with the ids of the notices a change recorded (a cancellation), after commit.
+        self.on_notices = on_notices
 
     # --- create ------------------------------------------------------------------------------
 
@@ -208,9 +215,14 @@ class SubscriptionService:
             row.overage_item_id = overage_item.id if overage_item else None
             tenant = tenants.get(tenant_id)
             assert tenant is not None
+            tenants.lock(tenant)
             apply_subscription_record(row, tenant, record)
+            self._decide_access(session, tenant, record)
             session.flush()
-            return subscription_view(row)
+            view = subscription_view(row)
+            notices = list(new_notice_ids(session))
+        self._notices_committed(notices)
+        return view
 
     # --- cancel and resume -------------------------------------------------------------------
 
@@ -368,19 +380,44 @@ class SubscriptionService:
             tenant = TenantRepository(session).get(row.tenant_id)
             if tenant is None:  # pragma: no cover - the foreign key forbids it
                 raise unknown_tenant(row.tenant_id)
+            TenantRepository(session).lock(tenant)
             if clear_pending:
                 row.pending_plan, row.pending_plan_at = None, None
             if bump:
                 row.revision += 1
             apply_subscription_record(row, tenant, record)
+            self._decide_access(session, tenant, record)
             session.flush()
-            return subscription_view(row)
+            view = subscription_view(row)
+            notices = list(new_notice_ids(session))
+        self._notices_committed(notices)
+        return view
+
+    def _decide_access(self, session: Session, tenant: Tenant,
+                       record: SubscriptionRecord) -> None:
+        """The tenant's access on the stored facts, as the webhook for this change would set
+        it (a cancellation now is recorded now, once). The caller locked the row and moved
+        its version on: a webhook handler that read the tenant before runs again."""
+        self.access.apply(session, tenant, self.access.facts(session, tenant),
+                          Cause("request", subscription=record))
+
+    def _notices_committed(self, notice_ids: Sequence[int]) -> None:
+        if notice_ids and self.on_notices is not None:
+            self.on_notices(notice_ids)
+
+
+def follows(tenant: Tenant, subscription_id: str) -> bool:
+    """Whether `subscription_id` is (or becomes) the tenant's current subscription: the
+    tenant follows one subscription, and an old, ended one must not take over again."""
+    return tenant.stripe_subscription_id in (None, subscription_id) \
+        or not is_live(tenant.billing_status)
 
 
 def apply_subscription_record(row: Subscription, tenant: Tenant,
                               record: SubscriptionRecord) -> bool:
-    """Copy Stripe's subscription onto our row, and onto the tenant when it is the tenant's
-    current one; True when the tenant follows this subscription. Shared with the webhooks."""
+    """Copy Stripe's subscription onto our row, and make it the tenant's current one when it
+    `follows`; True then. Access is not written here: the caller decides it afterwards
+    (tenant_access.py) on the facts this stored."""
     row.status = record.status
     row.trial_end = record.trial_end
     row.current_period_start = record.current_period_start
@@ -389,17 +426,46 @@ def apply_subscription_record(row: Subscription, tenant: Tenant,
     row.canceled_at = record.canceled_at
     row.latest_invoice = record.latest_invoice
     row.updated_at = utcnow()
-    # The tenant mirrors its current subscription only (an old, canceled one must not win).
-    if tenant.stripe_subscription_id in (None, row.id) or not is_live(tenant.billing_status):
+    if follows(tenant, row.id):
         tenant.stripe_subscription_id = row.id
         tenant.current_plan = row.plan_type
-        tenant.billing_status = record.status
-        decision = access_for(record.status, soft_suspended=tenant.soft_suspended)
-        tenant.api_access_enabled = decision.api_access_enabled
-        tenant.rate_limit_multiplier = decision.rate_limit_multiplier
         tenant.updated_at = utcnow()
         return True
     return False
+
+
+def plan_of(catalog: Catalog, record: SubscriptionRecord, fallback: str | None) -> str | None:
+    """The plan key: what meterbill wrote in the metadata, else the base price's lookup key."""
+    key = record.metadata.get("plan_type")
+    if key and key in catalog.keys():
+        return key
+    for item in record.items:
+        plan = catalog.plan_for_lookup_key(item.price_lookup_key or "")
+        if plan is not None:
+            return plan.key
+    return fallback
+
+
+def store_subscription(session: Session, catalog: Catalog, tenant: Tenant,
+                       record: SubscriptionRecord) -> str:
+    """Copy a subscription Stripe told us about (a webhook) onto our rows; a note of it."""
+    repo = SubscriptionRepository(session)
+    row = repo.get(record.id)
+    plan = plan_of(catalog, record, row.plan_type if row else None)
+    if row is None:
+        if plan is None:
+            return f"subscription {record.id} has no meterbill plan; left alone"
+        row = repo.add(Subscription(
+            id=record.id, tenant_id=tenant.tenant_id, customer_id=record.customer_id,
+            plan_type=plan, status=record.status, revision=0, cancel_at_period_end=False,
+            created_at=utcnow(), updated_at=utcnow()))
+    elif plan is not None:
+        row.plan_type = plan
+    if apply_subscription_record(row, tenant, record):
+        return (f"subscription {record.id} {record.status}, plan {row.plan_type}, "
+                f"cancel_at_period_end={record.cancel_at_period_end}")
+    return (f"subscription {record.id} {record.status} recorded; tenant {tenant.tenant_id} "
+            f"follows {tenant.stripe_subscription_id}")
 
 
 def _bad_payment_method(message: str, error: MeterbillError) -> InvalidInput:

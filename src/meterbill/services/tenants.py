@@ -7,13 +7,16 @@ from collections.abc import Collection
 from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
+from ..domain.access import AccessDecision
 from ..domain.errors import NotFound
-from ..domain.policies import effective_access
 from .ports import StripePort
+from .tenant_access import TenantAccessService
 from .views import BillingSummary, TenantView
 
 
-def tenant_view(row: Tenant) -> TenantView:
+def tenant_view(row: Tenant, access: AccessDecision | None = None) -> TenantView:
+    """The row as a view; with `access`, its access fields as decided now (they are the
+    columns' values: the one writer wrote them from the same decision)."""
     return TenantView(
         tenant_id=row.tenant_id,
         email=row.email,
@@ -21,8 +24,8 @@ def tenant_view(row: Tenant) -> TenantView:
         stripe_customer_id=row.stripe_customer_id,
         stripe_subscription_id=row.stripe_subscription_id,
         current_plan=row.current_plan,
-        billing_status=row.billing_status,
-        api_access_enabled=row.api_access_enabled,
+        billing_status=access.billing_status if access else row.billing_status,
+        api_access_enabled=access.api_access_enabled if access else row.api_access_enabled,
         created_at=row.created_at,
     )
 
@@ -33,9 +36,10 @@ def unknown_tenant(tenant_id: str) -> NotFound:
 
 
 class TenantService:
-    def __init__(self, db: Database, gateway: StripePort) -> None:
+    def __init__(self, db: Database, gateway: StripePort, access: TenantAccessService) -> None:
         self.db = db
         self.gateway = gateway
+        self.access = access  # decides access on the stored facts, as its one writer did
 
     def get(self, tenant_id: str) -> BillingSummary:
         """The tenant's plan, status, period, trial end, payment method on file and access."""
@@ -46,22 +50,21 @@ class TenantService:
             subscription: Subscription | None = None
             if tenant.stripe_subscription_id:
                 subscription = SubscriptionRepository(session).get(tenant.stripe_subscription_id)
+            # The same function on the same facts as the entitlement endpoint and the writer.
+            decision = self.access.current(session, tenant)
         on_file = self._payment_method_on_file(tenant.stripe_customer_id)
-        # The multiplier recorded on the tenant (the dunning policy's), as the entitlement
-        # endpoint reports it.
-        decision = effective_access(tenant.billing_status, soft_suspended=tenant.soft_suspended,
-                                    api_access_enabled=tenant.api_access_enabled,
-                                    rate_limit_multiplier=tenant.rate_limit_multiplier)
         return BillingSummary(
-            tenant=tenant_view(tenant),
+            tenant=tenant_view(tenant, decision),
             plan=tenant.current_plan,
-            status=tenant.billing_status,
+            status=decision.billing_status,
             current_period_start=subscription.current_period_start if subscription else None,
             current_period_end=subscription.current_period_end if subscription else None,
             trial_end=subscription.trial_end if subscription else None,
             payment_method_on_file=on_file,
             access=decision.access,
             rate_limit_multiplier=decision.rate_limit_multiplier,
+            reason=decision.reason,
+            dunning_state=decision.dunning_state,
             subscription_id=subscription.id if subscription else None,
             cancel_at_period_end=subscription.cancel_at_period_end if subscription else False,
             pending_plan=subscription.pending_plan if subscription else None,

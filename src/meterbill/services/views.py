@@ -85,6 +85,8 @@ class BillingSummary(_View):
     payment_method_on_file: bool
     access: Access
     rate_limit_multiplier: float
+    reason: str
+    dunning_state: str  # as the timeline's newest entry and the entitlement say
     subscription_id: str | None = None
     cancel_at_period_end: bool = False
     pending_plan: str | None = None

@@ -179,7 +179,8 @@ def test_a_trial_without_a_card_gets_grace_then_suspension(policy: DunningPolicy
 
 
 @pytest.mark.parametrize(("count", "state", "notices"), [
-    (0, GOOD_STANDING, ["payment_received"]), (1, "reminder", ["dunning_reminder"]),
+    (0, GOOD_STANDING, []),  # the operator's reset: no money came, no receipt
+    (1, "reminder", ["dunning_reminder"]),
     (3, "final_warning", ["dunning_final_warning"]), (9, "suspended", ["dunning_suspended"]),
 ])
 def test_manual_applies_exactly_the_step_for_the_count(policy: DunningPolicy, count: int,

@@ -73,7 +73,7 @@ def watched(database_url: str, sandbox: Sandbox, receiver: Receiver,
             stripe_client: stripe.StripeClient) -> Iterator[Container]:
     settings = make_settings(database_url, access_webhook_url=receiver.url,
                              access_webhook_secret=SECRET)
-    built = make_container(settings, sandbox, sync=False)
+    built = make_container(settings, sandbox)
     add_tenant(built, stripe_client)  # no subscription yet: access none
     try:
         yield built
@@ -82,11 +82,13 @@ def watched(database_url: str, sandbox: Sandbox, receiver: Receiver,
 
 
 def set_active(container: Container) -> None:
+    """Subscribe the tenant (a trial, with a card): its access goes from none to full."""
     with container.db.session() as session:
-        tenant = TenantRepository(session).get("acme")
-        assert tenant is not None
-        tenant.billing_status, tenant.api_access_enabled = "active", True
-        tenant.rate_limit_multiplier = 1.0
+        customer = session.scalar(select(Tenant.stripe_customer_id))
+    assert customer is not None
+    view = container.subscriptions.create("acme", customer, "pro",
+                                          payment_method_id="pm_card_visa")
+    assert view.status == "trialing"
 
 
 def access_rows(container: Container) -> list[BillingNotice]:
@@ -102,15 +104,22 @@ def test_each_change_is_one_signed_event_with_before_and_after(
     watched.dunning.process_manual("acme", failure_count=4, invoice_amount=9900)  # none
     watched.dunning.process_manual("acme", failure_count=0, invoice_amount=9900)  # full again
 
+    # Each is posted right after the commit that made it; nothing is left for the sender.
     report = watched.notifications.send_due()
-    assert report.sent == 4 and report.failed == 0
+    assert report.sent == 0 and report.failed == 0
+    assert [row.status for row in access_rows(watched)] == ["sent"] * 4
     changes = [(e["data"]["previous"]["access"], e["data"]["access"],
                 e["data"]["rate_limit_multiplier"]) for e in receiver.events()]
     assert changes == [("none", "full", 1.0), ("full", "reduced", 0.5), ("reduced", "none", 0.0),
                        ("none", "full", 1.0)]
     first = receiver.events()[0]
     assert first["type"] == KIND and first["id"].startswith("acc_")
-    assert first["data"]["tenant_id"] == "acme" and first["data"]["billing_status"] == "active"
+    assert first["data"]["tenant_id"] == "acme" and first["data"]["billing_status"] == "trialing"
+    # The event says what the entitlement endpoint says.
+    last = receiver.events()[-1]["data"]
+    entitlement = watched.entitlement.get("acme")
+    assert (last["access"], last["reason"], last["dunning_state"]) == (
+        entitlement.access, entitlement.reason, entitlement.dunning_state)
     for body, headers in receiver.posts:  # verifiable with stripe-python, as Stripe's are
         assert stripe.WebhookSignature.verify_header(body, headers[SIGNATURE_HEADER], SECRET)
         with pytest.raises(stripe.SignatureVerificationError):
@@ -118,21 +127,30 @@ def test_each_change_is_one_signed_event_with_before_and_after(
     assert len({e["id"] for e in receiver.events()}) == 4
 
 
-def test_no_event_for_a_rolled_back_change_or_one_undone_in_the_same_transaction(
+def test_no_event_for_a_rolled_back_change_or_a_decision_that_changes_nothing(
         watched: Container) -> None:
+    from meterbill.services.tenant_access import Cause
+
+    access = watched.access
+    assert access is not None
     with pytest.raises(RuntimeError), watched.db.session() as session:
         tenant = TenantRepository(session).get("acme")
         assert tenant is not None
-        tenant.billing_status, tenant.api_access_enabled = "active", True
-        tenant.rate_limit_multiplier = 1.0
+        # As a trialing subscription would: the writer records the change, then the
+        # transaction fails and takes the record with it.
+        facts = access.facts(session, tenant)
+        access.apply(session, tenant, type(facts)("trialing", dunning=facts.dunning),
+                     Cause("request"))
+        assert tenant.api_access_enabled is True
         session.flush()
         raise RuntimeError("the transaction fails after its write")
-    with watched.db.session() as session:
-        tenant = TenantRepository(session).get("acme")
-        assert tenant is not None
-        tenant.billing_status, tenant.api_access_enabled = "active", True
-        session.flush()
-        tenant.billing_status, tenant.api_access_enabled = "none", False  # back, same commit
+    for _ in range(2):  # the same facts again: nothing changes, nothing is recorded
+        with watched.db.session() as session:
+            tenant = TenantRepository(session).get("acme")
+            assert tenant is not None
+            change = access.apply(session, tenant, access.facts(session, tenant),
+                                  Cause("request"))
+            assert change.access_changed is False
     with watched.db.session() as session:  # a change that is not about access
         tenant = TenantRepository(session).get("acme")
         assert tenant is not None
@@ -143,9 +161,10 @@ def test_no_event_for_a_rolled_back_change_or_one_undone_in_the_same_transaction
 def test_a_failing_receiver_gets_the_event_again_until_it_answers(
         watched: Container, receiver: Receiver) -> None:
     receiver.fail = 2
-    set_active(watched)
+    set_active(watched)  # the first attempt is made right after the commit, and fails
     now = utcnow()
-    assert watched.notifications.send_due(now).retrying == 1
+    [row] = access_rows(watched)
+    assert (row.status, row.attempts) == ("pending", 1)
     assert watched.notifications.send_due(now + timedelta(minutes=1)).retrying == 1
     assert receiver.posts == []
     assert watched.notifications.send_due(now + timedelta(minutes=10)).sent == 1
@@ -165,28 +184,27 @@ def test_without_a_url_no_event_is_recorded(container: Container,
 
 
 def test_a_webhook_handler_s_change_is_posted_right_after_its_commit(
-        watched: Container, receiver: Receiver) -> None:
-    from meterbill.services.webhooks.context import HandlerContext, InboxEvent
+        watched: Container, receiver: Receiver, sandbox: Sandbox,
+        stripe_client: stripe.StripeClient) -> None:
     from meterbill.services.webhooks.ports import parse_event
     from meterbill.webhooks_wiring import build_webhooks
 
-    from ..webhooks.conftest import ManualRunner, fake_event, make_options
+    from ..webhooks.conftest import ManualRunner, event_body, make_options, stripe_events
 
     with watched.db.session() as session:
         customer = session.scalar(select(Tenant.stripe_customer_id))
-
-    def activate(ctx: HandlerContext, event: InboxEvent) -> str:
-        tenant = ctx.tenant_for_customer(event.customer_id)
-        tenant.billing_status, tenant.api_access_enabled = "active", True
-        tenant.rate_limit_multiplier = 1.0
-        return "active"
-
-    hooks = build_webhooks(watched, options=make_options(), runner=ManualRunner(),
-                           handlers={"invoice.paid": activate})
+    # Subscribed in Stripe's dashboard, not through meterbill: only the webhook tells.
+    plan = watched.catalog.get("starter")
+    prices = watched.gateway.prices_by_lookup_key([plan.base_lookup_key])
+    stripe_client.v1.subscriptions.create(params={
+        "customer": str(customer), "trial_period_days": 7,
+        "items": [{"price": prices[plan.base_lookup_key].id, "quantity": 1}],
+        "metadata": {"tenant_id": "acme", "plan_type": "starter"}})
+    created = next(e for e in stripe_events(sandbox, str(customer))
+                   if e["type"] == "customer.subscription.created")
+    hooks = build_webhooks(watched, options=make_options(), runner=ManualRunner())
     try:
-        body = fake_event("invoice.paid", {"id": "in_1", "object": "invoice",
-                                           "customer": customer}, event_id="evt_acc_1")
-        receipt = hooks.intake.store(parse_event(body))
+        receipt = hooks.intake.store(parse_event(event_body(created)))
         assert receipt.row_id is not None
         assert hooks.processor.process(receipt.row_id).outcome == "handled"
     finally:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from meterbill.bootstrap import Container
 from meterbill.domain.errors import NotFound, StripeUnavailable
+from stripe_sandbox import Sandbox
+
+from ..conftest import make_container, make_settings
 
 
 def test_unknown_tenant_is_404(container: Container) -> None:
@@ -47,17 +51,25 @@ def test_summary_needs_stripe_for_the_payment_method(
 
 
 def test_summary_reports_the_dunning_policy_multiplier_as_entitlement_does(
-        container: Container) -> None:
-    from sqlalchemy import update
-
-    from meterbill.adapters.db.models import Tenant
-
-    container.customers.ensure_customer("slow", "me@slow.test", None)
-    with container.db.session() as session:  # as a final warning with a 0.25 policy leaves it
-        session.execute(update(Tenant).where(Tenant.tenant_id == "slow").values(
-            billing_status="past_due", soft_suspended=True, api_access_enabled=True,
-            rate_limit_multiplier=0.25))
-    summary = container.tenants.get("slow")
-    entitlement = container.entitlement.get("slow")
-    assert (summary.access, summary.rate_limit_multiplier) == ("reduced", 0.25)
-    assert (entitlement.access, entitlement.rate_limit_multiplier) == ("reduced", 0.25)
+        database_url: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    # A policy whose reduced step allows a quarter of the rate limit.
+    path = tmp_path / "dunning.toml"
+    path.write_text('[[steps]]\nfailures = 1\nname = "slowed"\naccess = "reduced"\n'
+                    'rate_limit_multiplier = 0.25\n')
+    container = make_container(make_settings(database_url, dunning_policy_file=path), sandbox)
+    try:
+        tenant = container.customers.ensure_customer("slow", "me@slow.test", None)
+        assert tenant.stripe_customer_id is not None
+        container.subscriptions.create("slow", tenant.stripe_customer_id, "pro",
+                                       payment_method_id="pm_card_visa")
+        container.dunning.process_manual("slow", 1, 9900)
+        summary = container.tenants.get("slow")
+        entitlement = container.entitlement.get("slow")
+        assert (summary.access, summary.rate_limit_multiplier) == ("reduced", 0.25)
+        assert (entitlement.access, entitlement.rate_limit_multiplier) == ("reduced", 0.25)
+        assert summary.reason == entitlement.reason == \
+            "payment overdue: reduced access after 1 failed payment attempt (slowed)"
+        assert summary.dunning_state == entitlement.dunning_state == "slowed"
+        assert summary.tenant.api_access_enabled is True
+    finally:
+        container.close()

@@ -17,7 +17,6 @@ from typing import Any
 from meterbill.adapters.db.session import Database
 from meterbill.domain.plans import load_catalog
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.handlers import RecordOnTenant
 from meterbill.services.webhooks.options import WebhookOptions
 from meterbill.services.webhooks.ports import NoUsageFlush
 from meterbill.services.webhooks.processor import WebhookProcessor
@@ -37,7 +36,8 @@ def main(url: str, marker: str, mode: str) -> None:
     options = WebhookOptions(lease_seconds=0.5, sweep_after_seconds=0.0)
     db = Database(url)
     stripe: Any = None  # this handler never asks Stripe
-    processor = WebhookProcessor(db, stripe, load_catalog(None), RecordOnTenant(),
+    dunning: Any = None  # nor decides about a tenant
+    processor = WebhookProcessor(db, stripe, load_catalog(None), dunning,
                                  NoUsageFlush(), options, handlers={"product.created": handler},
                                  worker=f"{mode}-worker")
     for row_id in due_rows(db, options):

@@ -91,6 +91,9 @@ class TenantRepository:
             .execution_options(synchronize_session=False))
         return rowcount(result) == 1
 
+    def state_version(self, row_id: int) -> int | None:
+        return self.session.scalar(select(Tenant.state_version).where(Tenant.id == row_id))
+
     def advance_subscription_seq(self, tenant_id: str, expected: int) -> bool:
         """Compare-and-set: bump the tenant's subscription counter if it is still `expected`."""
         result = self.session.execute(

@@ -28,10 +28,6 @@ class Database:
         with self._sessions() as session, session.begin():
             yield session
 
-    def listen(self, name: str, handler: Any) -> None:
-        """A session event (`before_flush`, `before_commit`, ...) for every session made here."""
-        event.listen(self._sessions, name, handler)
-
     def dispose(self) -> None:
         self.engine.dispose()
 

@@ -26,7 +26,7 @@ class TimelineEntry(Base):
     from_state: Mapped[str] = mapped_column(String(32))
     to_state: Mapped[str] = mapped_column(String(32))
     step: Mapped[str] = mapped_column(String(32))  # the rule that fired (recovery, warning, ...)
-    cause: Mapped[str] = mapped_column(String(16))  # webhook or manual
+    cause: Mapped[str] = mapped_column(String(16))  # webhook, manual or request (API, CLI)
     event_id: Mapped[str | None] = mapped_column(String(255))
     invoice_id: Mapped[str | None] = mapped_column(String(64))
     failures: Mapped[int] = mapped_column(Integer, default=0)  # the invoice's attempt_count

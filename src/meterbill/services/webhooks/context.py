@@ -8,25 +8,27 @@ Stripe before deciding, never the event's copy alone.
 Handlers of one tenant must not commit decisions out of order: each re-reads Stripe and then
 writes, and an interleaved one could write an older read last. They take turns optimistically:
 `tenant_for_customer` notes the tenant's `state_version` without locking, the handler asks
-Stripe, and the transaction's first write (or `confirm`, run by the processor before the handled
-mark) bumps the version only if it is unchanged, else raises `StaleTenant` and the processor
-runs the handler again on a fresh transaction (a fresh Stripe read). Nothing is locked while
-Stripe answers, which on SQLite would hold the whole database's write lock for the length of an
-HTTP call, stalling every other handler and the webhook endpoint's inserts. After repeated
-conflicts the processor's last run locks the tenant before Stripe is read instead (`lock_first`).
+Stripe, then calls `claim` right before its first write (the dunning service does, and `notice`
+does), which bumps the version only if it is unchanged, else raises `StaleTenant` and the
+processor runs the handler again on a fresh transaction (a fresh Stripe read). `confirm`, run by
+the processor before the handled mark, claims for a handler that wrote nothing, or wrote
+without claiming. Claiming before the first write makes every handler lock its tenant's row
+before any other, the order the pessimistic lock had, so two handlers cannot deadlock.
+Nothing is locked while Stripe answers, which on SQLite would hold the whole database's write
+lock for the length of an HTTP call, stalling every other handler and the webhook endpoint's
+inserts. After repeated conflicts the processor's last run locks the tenant before Stripe is
+read instead (`lock_first`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import event, select
-from sqlalchemy.orm import ORMExecuteState, Session
+from sqlalchemy.orm import Session
 
 from ...adapters.db.models import Tenant
 from ...adapters.db.repositories import TenantRepository
@@ -94,19 +96,10 @@ class HandlerContext:
     # Tenant row id -> the state_version this handler's decision is based on.
     seen_versions: dict[int, int] = field(default_factory=dict)
     _claimed: set[int] = field(default_factory=set)  # tenants whose version this one bumped
-    _claiming: bool = False
-
-    def __post_init__(self) -> None:
-        # The version check runs before the transaction's first write, whatever writes it
-        # (an ORM flush or a statement): every handler then locks its tenant's row before any
-        # other, the order the pessimistic lock had, so two handlers cannot deadlock.
-        event.listen(self.session, "before_flush", self._before_write)
-        event.listen(self.session, "do_orm_execute", self._before_statement)
 
     def tenant_for_customer(self, customer_id: str) -> Tenant:
         """The tenant of a Stripe customer; `UnknownCustomer` when no tenant has it. Call it
-        before reading Stripe: its version is what the first write of the transaction (or
-        `confirm`) checks.
+        before reading Stripe: its version is what `claim` (or `confirm`) checks.
 
         With `lock_first` the row is locked at once for the rest of the transaction
         (PostgreSQL: the row; SQLite: the database's write lock)."""
@@ -116,40 +109,24 @@ class HandlerContext:
         if tenant.id in self.seen_versions:
             return tenant
         if self.lock_first:
-            with self._own_write():
-                TenantRepository(self.session).lock(tenant)
+            TenantRepository(self.session).lock(tenant)
             self._claimed.add(tenant.id)
         self.seen_versions[tenant.id] = tenant.state_version
         return tenant
 
     def confirm(self) -> None:
         """Commit-time check for a handler that wrote nothing yet, or read a tenant after its
-        first write: every tenant it decided about is as it read it."""
+        first write: every tenant it decided about is as it read it. The claim goes before
+        the handler's pending writes reach the database (the tenant row is locked first)."""
+        self.claim()
         self.session.flush()
-        self._claim()
 
-    def _before_statement(self, state: ORMExecuteState) -> None:
-        if not state.is_select:
-            self._before_write()
-
-    def _before_write(self, *_: Any) -> None:
-        if not self._claiming:
-            self._claim()
-
-    @contextmanager
-    def _own_write(self) -> Iterator[None]:
-        """The version writes themselves must not set off the first-write check."""
-        self._claiming = True
-        try:
-            yield
-        finally:
-            self._claiming = False
-
-    def _claim(self) -> None:
-        """Bump each seen tenant's version if it is still the one read (this takes the row's
-        lock until commit), else `StaleTenant`: another handler decided meanwhile."""
+    def claim(self) -> None:
+        """Call right before the first write: bump each seen tenant's version if it is still
+        the one read (this takes the row's lock until commit), else `StaleTenant`: another
+        handler decided meanwhile. Idempotent."""
         repo = TenantRepository(self.session)
-        with self._own_write():
+        with self.session.no_autoflush:  # pending ORM writes follow the claim, not precede it
             for tenant_id, seen in self.seen_versions.items():
                 if tenant_id in self._claimed:
                     continue
@@ -160,8 +137,9 @@ class HandlerContext:
     def stale(self, session: Session) -> bool:
         """Whether another transaction changed a tenant this handler read (asked after a
         failure, on a new session: a unique-key clash is then a conflict, not a bug)."""
+        repo = TenantRepository(session)
         for tenant_id, seen in self.seen_versions.items():
-            current = session.scalar(select(Tenant.state_version).where(Tenant.id == tenant_id))
+            current = repo.state_version(tenant_id)
             if current is not None and current != seen:
                 return True
         return False
@@ -178,6 +156,7 @@ class HandlerContext:
 
         notice = Notice(kind=kind, dedupe_key=dedupe_key, tenant_id=tenant_id, detail=detail,
                         facts=dict(facts or {}), event_id=event_id, to_admin=to_admin)
+        self.claim()  # a write: take this handler's turn first
         notifier = self.notifier or RecordOnlyNotifier()
         try:
             return notifier.enqueue(self.session, notice)

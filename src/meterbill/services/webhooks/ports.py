@@ -139,18 +139,21 @@ class TaskRunner(Protocol):
 class DunningPort(Protocol):
     """What payments, subscriptions and trials mean for the tenant (services/dunning.py).
 
-    Called inside the handler's transaction with the tenant's (locked) row, after the object
-    was re-read from Stripe: changes to `tenant`, timeline entries and notices commit together
-    with the event's handled mark. Each returns a note of what it did."""
+    Called inside the handler's transaction with the tenant's row, after the objects were
+    re-read from Stripe. It reads what else it needs from Stripe, then calls `ctx.claim()`
+    before its first write: the subscription copy, the tenant's access, timeline entries and
+    notices commit together with the event's handled mark. Each returns a note of what it
+    did."""
 
     def on_invoice(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                   invoice: InvoiceRecord) -> str:
-        """`invoice` decides the tenant's payment state (the subscription's latest one)."""
+                   invoice: InvoiceRecord, subscription: SubscriptionRecord | None) -> str:
+        """`invoice` decides the tenant's payment state (the subscription's latest one);
+        `subscription` is its subscription as Stripe has it now."""
         ...
 
     def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                        record: SubscriptionRecord, follows: bool) -> str | None:
-        """After the subscription was copied onto our rows; `follows`: it is the tenant's."""
+                        record: SubscriptionRecord) -> str:
+        """A subscription of the tenant changed in Stripe: store it and decide again."""
         ...
 
     def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,

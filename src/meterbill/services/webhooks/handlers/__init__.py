@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from ..context import HandlerContext, InboxEvent
 from .invoices import handle_finalization_failed, handle_invoice_created
 from .payment_methods import handle_payment_method_attached
-from .payments import RecordOnTenant, handle_payment_event
+from .payments import handle_payment_event
 from .subscriptions import handle_subscription_event
 from .trials import handle_trial_will_end
 
@@ -32,4 +32,4 @@ HANDLERS: Mapping[str, Handler] = {
     "payment_method.attached": handle_payment_method_attached,
 }
 
-__all__ = ["HANDLERS", "Handler", "RecordOnTenant"]
+__all__ = ["HANDLERS", "Handler"]
