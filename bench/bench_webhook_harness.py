@@ -434,9 +434,9 @@ def serve(spec: ServerSpec, port_file: str) -> None:
     import uvicorn
 
     from meterbill.bootstrap import build
+    from meterbill.bootstrap.webhooks import build_webhooks
     from meterbill.entrypoints.api import create_app
     from meterbill.entrypoints.api.webhooks import install
-    from meterbill.webhooks_wiring import build_webhooks
 
     logging.basicConfig(level=logging.WARNING)
     container = build(settings(spec.database_url, spec.sandbox_url))
@@ -555,18 +555,21 @@ def run_counting_worker(spec: ServerSpec, concurrency: int, beat: bool) -> None:
     the counting handler and the spec's options."""
     from meterbill.adapters.tasks.celery_app import CeleryTaskRunner
     from meterbill.bootstrap import build
+    from meterbill.bootstrap.webhooks import build_webhooks
     from meterbill.entrypoints.worker import run_worker
-    from meterbill.webhooks_wiring import build_webhooks
 
-    def components(app: Any) -> Any:
-        container = build(settings(spec.database_url, spec.sandbox_url))
+    def components(container: Any, app: Any) -> Any:
         return build_webhooks(container, options=webhook_options(spec),
                               runner=CeleryTaskRunner(app), handlers=handlers(spec))
 
     assert spec.broker
-    run_worker(spec.broker, spec.queue, concurrency=concurrency, beat=beat,
-               sweep_interval_seconds=float(spec.options.get("sweep_interval_seconds", 30.0)),
-               loglevel="WARNING", components=components)
+    sweep = float(spec.options.get("sweep_interval_seconds", 30.0))
+    worker_settings = settings(spec.database_url, spec.sandbox_url).model_copy(update={
+        "task_runner": "celery", "celery_broker_url": spec.broker,
+        "webhook_sweep_interval_seconds": sweep})
+    run_worker(worker_settings, spec.queue, concurrency=concurrency, beat=beat,
+               loglevel="WARNING", container=lambda: build(worker_settings),
+               components=components)
 
 
 def purge_queue(broker: str, queue: str) -> None:

@@ -42,6 +42,8 @@ PROTECTED = [
     ("POST", "/admin/usage/reconcile", {}),
     ("POST", "/admin/usage/flush", {"customer_id": "cus_x",
                                     "period_end": "2026-05-01T00:00:00Z"}),
+    ("GET", "/admin/jobs", None),
+    ("POST", "/admin/jobs/usage-sync/run", None),
 ]
 
 
@@ -103,6 +105,8 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/admin/usage/sync": ["post"],
         "/admin/usage/reconcile": ["post"],
         "/admin/usage/flush": ["post"],
+        "/admin/jobs": ["get"],
+        "/admin/jobs/{name}/run": ["post"],
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],

@@ -20,10 +20,10 @@ from meterbill.adapters.db.notifications import BillingNotice, NoticeRepository
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.adapters.db.timeline import TimelineEntry, TimelineRepository
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.config import Settings
 from meterbill.domain.dunning import KNOWN_NOTICES
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_settings

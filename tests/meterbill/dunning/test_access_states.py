@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from ..webhooks.conftest import event_body, stripe_events

@@ -17,7 +17,7 @@ import pytest
 import stripe
 
 from meterbill.bootstrap import Container
-from meterbill.webhooks_wiring import WebhookComponents
+from meterbill.bootstrap.webhooks import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from ..smtp import SmtpServer

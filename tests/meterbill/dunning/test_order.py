@@ -20,7 +20,7 @@ import stripe
 
 from meterbill.adapters.db.inbox import InboxRepository
 from meterbill.bootstrap import Container
-from meterbill.webhooks_wiring import WebhookComponents
+from meterbill.bootstrap.webhooks import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from .conftest import Month, notices, start_month, tenant_row, timeline

@@ -11,8 +11,8 @@ import stripe
 
 from meterbill.adapters.stripe_events import StripeEvents
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.domain.errors import ConfigurationError, InvalidInput, NotFound
-from meterbill.webhooks_wiring import build_webhooks
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings

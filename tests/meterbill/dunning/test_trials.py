@@ -11,8 +11,8 @@ import stripe
 
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.config import Settings
-from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_settings

@@ -36,7 +36,7 @@ def test_a_valid_link_redirects_to_a_portal_session(
     customer_id = add_tenant(mail_container, stripe_client)
     links, moment = mail_container.portal_links, utcnow()
     # A clock that stands still: both clicks below fall in the same minute.
-    mail_container._portal_links = PortalLinks(links.key, links.base_url, links.ttl,
+    mail_container.portal_links = PortalLinks(links.key, links.base_url, links.ttl,
                                                clock=lambda: moment)
     link = mail_container.portal_links.url_for("acme")
     assert link.startswith("http://127.0.0.1:8000/billing/portal/acme?expires=")

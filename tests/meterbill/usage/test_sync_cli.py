@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,8 +10,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from meterbill.adapters.tasks import celery_app
-from meterbill.adapters.tasks.periodic import PeriodicJob
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.cli import CliContext, app
 from meterbill.entrypoints.cli import usage_sync as usage_cli
@@ -86,73 +82,6 @@ def test_sync_refuses_bad_options(container: Container, args: tuple[str, ...],
     result = CliRunner().invoke(app, ["usage", "sync", *args], obj=context)
     assert result.exit_code == 2
     assert message in result.stderr
-
-
-def test_the_periodic_job_runs_first_soon_then_every_interval() -> None:
-    calls: list[float] = []
-    done = threading.Event()
-
-    def job() -> None:
-        calls.append(time.monotonic())
-        if len(calls) == 1:
-            raise RuntimeError("a failed run is logged, the schedule goes on")
-        done.set()
-
-    periodic = PeriodicJob(job, interval=0.05, first_delay=0.0).start()
-    try:
-        assert done.wait(5)
-    finally:
-        periodic.stop()
-    assert len(calls) >= 2 and periodic.runs >= 2
-    with pytest.raises(ValueError):
-        PeriodicJob(job, interval=0)
-
-
-def test_serve_schedules_the_daily_job(container: Container) -> None:
-    fast = container.settings.model_copy(update={"usage_sync_interval_seconds": 3600.0,
-                                                 "usage_sync_first_run_seconds": 0.0})
-    container.settings = fast
-    with usage_cli.scheduled_usage_sync(container) as job:
-        assert isinstance(job, PeriodicJob)
-        deadline = time.monotonic() + 5
-        while job.runs < 1 and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert job.runs == 1
-    container.settings = fast.model_copy(update={"task_runner": "celery"})
-    with usage_cli.scheduled_usage_sync(container) as job:
-        assert job is None  # Celery beat runs it instead
-    container.settings = fast.model_copy(update={"usage_sync_interval_seconds": 0.0})
-    with usage_cli.scheduled_usage_sync(container) as job:
-        assert job is None
-
-
-def test_celery_beat_schedules_the_usage_job(container: Container) -> None:
-    made = celery_app.make_celery("memory://", usage_sync_interval_seconds=3600.0)
-    entry = made.conf.beat_schedule["meterbill-usage-sync"]
-    assert entry == {"task": celery_app.USAGE_SYNC_TASK, "schedule": 3600.0}
-    off = celery_app.make_celery("memory://", usage_sync_interval_seconds=0)
-    assert "meterbill-usage-sync" not in off.conf.beat_schedule
-
-    calls: list[str] = []
-
-    class Spy:  # the container the task builds: its sync and reconciliation are watched
-        @property
-        def usage_sync(self) -> Any:
-            calls.append("sync")
-            return container.usage_sync
-
-        @property
-        def usage_reconcile(self) -> Any:
-            calls.append("reconcile")
-            return container.usage_reconcile
-
-    # Only the usage task: registering the webhook tasks here would leave shared tasks with a
-    # dummy `components` behind for the Celery apps of later tests.
-    celery_app.register_usage_task(made, Spy)
-    summary = made.tasks[celery_app.USAGE_SYNC_TASK].run()
-    assert calls == ["sync", "reconcile"]
-    assert summary == {"sync": {"unchanged": 0, "skipped": 0, "sent": 0, "corrected": 0,
-                                "failed": 0}, "drifts": 0}
 
 
 def test_many_tenants_get_a_progress_bar(world: World, container: Container,

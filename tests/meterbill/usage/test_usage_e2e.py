@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.services.usage_ports import UsageStore
 from meterbill.services.usage_sync import UsageSyncService
-from meterbill.webhooks_wiring import build_webhooks
 from stripe_sandbox import Sandbox
 from stripe_sandbox.listing import public
 from stripe_sandbox.wire import dumps

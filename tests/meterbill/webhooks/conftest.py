@@ -21,9 +21,9 @@ from meterbill.adapters.db.inbox import InboxRepository, WebhookEvent
 from meterbill.adapters.db.models import Tenant
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
 from meterbill.services.webhooks.options import WebhookOptions
 from meterbill.services.webhooks.processor import ProcessResult
-from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
 from stripe_sandbox import Sandbox
 from stripe_sandbox.listing import public
 from stripe_sandbox.wire import dumps

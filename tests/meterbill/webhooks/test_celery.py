@@ -26,10 +26,10 @@ from meterbill.adapters.db.inbox import WebhookEvent
 from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.tasks.celery_app import CeleryTaskRunner
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import install
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import build_webhooks
 from stripe_sandbox import Sandbox
 from stripe_sandbox.server import SandboxServer
 

@@ -11,10 +11,10 @@ import typer
 from typer.testing import CliRunner
 
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.entrypoints.cli.context import CliContext
 from meterbill.entrypoints.cli.webhooks import parse_since, webhooks_app
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents
 
 from .conftest import Renewal, event_body, fake_event, inbox_rows, tenant_state
 

@@ -14,9 +14,9 @@ import uvicorn
 
 from meterbill.adapters.db.session import Database
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import install
-from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
 from stripe_sandbox import Sandbox
 from stripe_sandbox.delivery import Dispatcher
 

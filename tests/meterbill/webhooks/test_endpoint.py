@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from meterbill.adapters.db.session import Database
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import RateLimiter, install
-from meterbill.webhooks_wiring import WebhookComponents
 
 from .conftest import OLD_SECRET, SECRET, fake_event, inbox_rows, make_options, sign
 

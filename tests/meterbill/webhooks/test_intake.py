@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from meterbill.adapters.tasks.celery_app import (
     PROCESS_MANY_TASK,
@@ -19,9 +18,9 @@ from meterbill.adapters.tasks.celery_app import (
     register_tasks,
 )
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import build_webhooks
 
 from .conftest import fake_event, inbox_rows, make_options, sign
 
@@ -91,10 +90,6 @@ class _Processor:
         return _Outcome("handled")
 
 
-@dataclass
-class _Components:
-    processor: Any
-
 
 def test_celery_gets_several_rows_per_message_and_the_worker_task_runs_each() -> None:
     app = make_celery("memory://", queue="meterbill-test-batch")
@@ -111,7 +106,7 @@ def test_celery_gets_several_rows_per_message_and_the_worker_task_runs_each() ->
                     (PROCESS_MANY_TASK, [[9, 10, 11, 12, 13, 14, 15, 16]]),
                     (PROCESS_MANY_TASK, [[17, 18, 19, 20]]),
                     (PROCESS_TASK, [42])]
-    components = _Components(_Processor())
-    register_tasks(app, lambda: components)
+    processor = _Processor()
+    register_tasks(app, lambda: processor, run_job=lambda name: None)
     assert app.tasks[PROCESS_MANY_TASK].run([9, 10, 11]) == ["handled"] * 3
-    assert components.processor.seen == [9, 10, 11]
+    assert processor.seen == [9, 10, 11]

@@ -13,8 +13,8 @@ from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.repositories import SubscriptionRepository
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 
 from .conftest import (
@@ -206,7 +206,7 @@ def test_trial_ending_without_a_card_records_one_reminder(
 
 def test_invoice_created_flushes_usage_for_a_draft_renewal(
         container: Container, stripe_client: stripe.StripeClient, sandbox: Sandbox) -> None:
-    from meterbill.webhooks_wiring import build_webhooks
+    from meterbill.bootstrap.webhooks import build_webhooks
 
     from .conftest import ManualRunner, make_options
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
+from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.services.webhooks.ports import parse_event
-from meterbill.webhooks_wiring import WebhookComponents
 
 from .conftest import fake_event
 

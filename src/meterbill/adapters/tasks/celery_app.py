@@ -1,5 +1,5 @@
 """Celery: webhook jobs on a broker (Redis or RabbitMQ, from CELERY_BROKER_URL), processed by
-`meterbill worker` processes that scale out; beat runs the sweep.
+`meterbill worker` processes that scale out; beat runs the schedule table's jobs.
 
 Tasks carry only inbox row ids: the row is the job's state, so a lost or repeated message is
 harmless (the sweep re-sends what was lost; the claim lets one worker through). Messages are
@@ -11,8 +11,9 @@ process's CPU plus a broker round trip (measured in bench/bench_webhook_ack.py);
 capped acknowledgements at a few hundred a second. A message's rows are processed one after
 another by one worker thread, so the cap is small: alone, an event still travels alone.
 
-No module-level app: `make_celery()` builds one per process (`meterbill worker` for workers,
-`CeleryTaskRunner` for the API, which only sends).
+No module-level app and no settings read here: `make_celery()` builds one per process
+(`meterbill worker` for workers, `CeleryTaskRunner` for the API, which only sends), from what
+the entrypoint hands it.
 """
 
 from __future__ import annotations
@@ -23,38 +24,29 @@ import logging
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from celery import Celery
+from celery.schedules import crontab
 from celery.signals import beat_embedded_init
 
+from ...domain.schedule import DailyAt, Schedule
 from ...services.webhooks.options import WebhookOptions
 
 log = logging.getLogger("meterbill.webhooks")
 
 PROCESS_TASK = "meterbill.webhooks.process"
 PROCESS_MANY_TASK = "meterbill.webhooks.process_many"
-SWEEP_TASK = "meterbill.webhooks.sweep"
-USAGE_SYNC_TASK = "meterbill.usage.daily_sync"
+RUN_JOB_TASK = "meterbill.jobs.run"
 DEFAULT_QUEUE = "meterbill-webhooks"
 ROWS_PER_MESSAGE = 8
 
 
 def make_celery(broker_url: str, *, queue: str = DEFAULT_QUEUE,
-                sweep_interval_seconds: float = 30.0,
-                usage_sync_interval_seconds: float | None = None) -> Celery:
+                schedule: Mapping[str, Schedule] | None = None) -> Celery:
+    """An app on `broker_url`; `schedule` (the schedule table's jobs) is what beat sends."""
     app = Celery("meterbill", broker=broker_url)
-    schedule: dict[str, Any] = {"meterbill-webhook-sweep": {
-        "task": SWEEP_TASK, "schedule": sweep_interval_seconds}}
-    if usage_sync_interval_seconds is None:  # USAGE_SYNC_INTERVAL_SECONDS
-        from ...config import Settings
-
-        usage_sync_interval_seconds = Settings().usage_sync_interval_seconds
-    if usage_sync_interval_seconds > 0:  # the daily usage sync and reconciliation
-        schedule["meterbill-usage-sync"] = {"task": USAGE_SYNC_TASK,
-                                            "schedule": usage_sync_interval_seconds}
     app.conf.update(
         task_default_queue=queue,
         task_acks_late=True,  # a killed worker's message goes back to the queue
@@ -62,9 +54,22 @@ def make_celery(broker_url: str, *, queue: str = DEFAULT_QUEUE,
         worker_prefetch_multiplier=4,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
-        beat_schedule=schedule,
+        beat_schedule=beat_schedule(schedule or {}),
     )
     return app
+
+
+def beat_schedule(schedule: Mapping[str, Schedule]) -> dict[str, Any]:
+    """Beat's entries for the schedule table: one `RUN_JOB_TASK` per job, with its name."""
+    return {f"meterbill-{name}": {"task": RUN_JOB_TASK, "args": (name,),
+                                  "schedule": _celery_schedule(when)}
+            for name, when in schedule.items()}
+
+
+def _celery_schedule(when: Schedule) -> Any:
+    if isinstance(when, DailyAt):
+        return crontab(hour=when.at.hour, minute=when.at.minute)
+    return when.seconds
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -116,58 +121,22 @@ class CeleryTaskRunner:
         self.app.close()
 
 
-def register_tasks(app: Celery, components: Callable[[], Any]) -> None:
-    """The worker's tasks; `components()` gives this process's `WebhookComponents` (built on
-    first use, so that a forked worker child opens its own database connections)."""
+def register_tasks(app: Celery, processor: Callable[[], Any],
+                   run_job: Callable[[str], object]) -> None:
+    """The worker's tasks: `processor()` gives this process's webhook processor (made on the
+    first task, so that a forked worker child opens its own database connections);
+    `run_job(name)` runs and records one job of the schedule table."""
 
-    @app.task(name=PROCESS_TASK)  # type: ignore[untyped-decorator]
+    @app.task(name=PROCESS_TASK, shared=False)  # type: ignore[untyped-decorator]
     def process(row_id: int) -> str:
-        return str(components().processor.process(int(row_id)).outcome)
+        return str(processor().process(int(row_id)).outcome)
 
-    @app.task(name=PROCESS_MANY_TASK)  # type: ignore[untyped-decorator]
+    @app.task(name=PROCESS_MANY_TASK, shared=False)  # type: ignore[untyped-decorator]
     def process_many(row_ids: list[int]) -> list[str]:
-        processor = components().processor
-        return [str(processor.process(int(row_id)).outcome) for row_id in row_ids]
+        made = processor()
+        return [str(made.process(int(row_id)).outcome) for row_id in row_ids]
 
-    @app.task(name=SWEEP_TASK)  # type: ignore[untyped-decorator]
-    def sweep() -> int:
-        return int(components().sweep())
-
-    register_usage_task(app)
-
-
-def register_usage_task(app: Celery, container: Callable[[], Any] | None = None) -> None:
-    """The daily usage sync and reconciliation (beat sends it); `container()` gives the
-    bootstrap container it runs on (default: one built on its first run in this process)."""
-    usage_container = lazy(container or _usage_container)
-
-    # Not shared: Celery would otherwise add this closure to every app made later in the
-    # process (tests make several), where the first one registered would answer for all.
-    @app.task(name=USAGE_SYNC_TASK, shared=False)  # type: ignore[untyped-decorator]
-    def usage_daily_sync() -> dict[str, Any]:
-        from ...services.usage_reconcile import daily_job
-
-        made = usage_container()
-        return daily_job(made.usage_sync, made.usage_reconcile)
-
-
-def _usage_container() -> Any:
-    # The worker's own container for the usage job (built on its first run, in the process
-    # that runs it); bootstrap picks the adapters, as everywhere.
-    from ...bootstrap import build
-
-    return build()
-
-
-def lazy(factory: Callable[[], Any]) -> Callable[[], Any]:
-    """`factory()` once per process, on first call."""
-    lock = threading.Lock()
-    made: list[Any] = []
-
-    def get() -> Any:
-        with lock:
-            if not made:
-                made.append(factory())
-            return made[0]
-
-    return get
+    @app.task(name=RUN_JOB_TASK, shared=False)  # type: ignore[untyped-decorator]
+    def run_job_task(name: str) -> str:
+        run_job(name)
+        return name

@@ -1,4 +1,4 @@
-"""The default task runner: a thread pool inside `meterbill serve` (its sweep: periodic.py).
+"""The default task runner: a thread pool inside `meterbill serve` (its sweep: bootstrap/jobs.py).
 
 Jobs are row ids; the inbox row is the job's only state, so nothing is lost if the process dies
 with jobs queued: the sweep (here, in whichever process runs next) dispatches them again.

@@ -14,6 +14,7 @@ import meterbill
 from meterbill.bootstrap import Container
 
 from . import (
+    admin_jobs,
     admin_usage,
     customers,
     entitlement,
@@ -35,7 +36,8 @@ log = logging.getLogger("meterbill.api")
 # `/webhooks/stripe` (authenticated by Stripe's signature instead) stay outside.
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
-                                     usage_reports.router, admin_usage.router)
+                                     usage_reports.router, admin_usage.router,
+                                     admin_jobs.router)
 # The billing-portal link of emails is authenticated by its own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
 

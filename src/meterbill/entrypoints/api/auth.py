@@ -19,7 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from meterbill.adapters.local_secrets import LocalSecrets
-from meterbill.bootstrap import API_TOKEN_SECRET, local_secrets, new_secret
+from meterbill.bootstrap.local import API_TOKEN_SECRET, local_secrets, new_secret
 from meterbill.config import Settings
 
 log = logging.getLogger("meterbill.api")

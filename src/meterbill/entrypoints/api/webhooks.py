@@ -34,8 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from meterbill.bootstrap import Container
 from meterbill.services.webhooks.ports import InvalidSignature
-from meterbill.webhooks_wiring import webhooks_for
 
 from .errors import error_body
 
@@ -83,7 +83,7 @@ def _error(status: int, code: str, message: str) -> tuple[int, bytes]:
 class WebhookEndpoint:
     """What `POST /webhooks/stripe` does, on raw ASGI parts; one per app."""
 
-    def __init__(self, container: Any) -> None:
+    def __init__(self, container: Container) -> None:
         self.container = container
         self._limiter: RateLimiter | None = None
 
@@ -97,7 +97,7 @@ class WebhookEndpoint:
 
     async def answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         """(status, JSON body) for one delivery; raises `_Disconnected`."""
-        components = webhooks_for(self.container)
+        components = self.container.webhook_components()
         options = components.options
         client = scope.get("client")
         address = client[0] if client else "unknown"
@@ -198,7 +198,7 @@ async def receive_stripe_event(request: Request) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-def install(app: FastAPI, container: Any) -> None:
+def install(app: FastAPI, container: Container) -> None:
     """Add the webhook endpoint to `app` and run the webhook workers for the app's lifetime."""
     endpoint = WebhookEndpoint(container)
     app.state.webhook_endpoint = endpoint
@@ -208,8 +208,7 @@ def install(app: FastAPI, container: Any) -> None:
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Any) -> AsyncIterator[Any]:
-        components = webhooks_for(container)
-        components.start()
+        components = container.webhook_components()
         try:
             await run_in_threadpool(components.sweep)  # rows left over from the last run
         except SQLAlchemyError as error:

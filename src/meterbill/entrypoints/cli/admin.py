@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 from sqlalchemy import text
 
-from meterbill.bootstrap import local_secrets
+from meterbill.bootstrap.local import local_secrets
 from meterbill.config import Settings, redact_url
 from meterbill.domain.errors import MeterbillError
 

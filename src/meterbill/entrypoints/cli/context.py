@@ -99,22 +99,30 @@ class CliContext:
     def usage_server(self, *, announce: bool = True) -> Iterator[ServerClient | None]:
         """A client of the running server when it holds the usage store (a DuckDB file,
         which admits one process); None when this command opens the store itself."""
-        client = self._usage_client()
+        if not holds_usage_store(self.settings()):
+            yield None
+            return
+        with self.running_server(announce="it holds the usage store" if announce else None
+                                 ) as client:
+            yield client
+
+    @contextlib.contextmanager
+    def running_server(self, *, announce: str | None) -> Iterator[ServerClient | None]:
+        """A client of the `meterbill serve` running on this database, or None."""
+        client = self._server_client()
         if client is None:
             yield None
             return
         if announce:
-            err_console().print(f"Asking the running `meterbill serve` at {client.url} (it "
-                                "holds the usage store).", highlight=False)
+            err_console().print(f"Asking the running `meterbill serve` at {client.url} "
+                                f"({announce}).", highlight=False)
         try:
             yield client
         finally:
             client.close()
 
-    def _usage_client(self) -> ServerClient | None:
+    def _server_client(self) -> ServerClient | None:
         settings = self.settings()
-        if not holds_usage_store(settings):
-            return None
         info = self.server_info(settings)
         if info is None:
             return None
@@ -122,8 +130,8 @@ class CliContext:
             token, _ = resolve_api_token(settings)
         except MissingApiToken:
             raise CliFailure("missing_api_token", (
-                f"`meterbill serve` runs at {info['api']} and holds the usage store, so this "
-                "command asks it, with an API token. Fix: set METERBILL_API_TOKEN to the "
+                f"`meterbill serve` runs at {info['api']} and holds what this command needs, "
+                "so it asks the server, with an API token. Fix: set METERBILL_API_TOKEN to the "
                 "server's token."), exit_code=2) from None
         return ServerClient(ServerRecord(record_file(settings)), str(info["api"]), token)
 
@@ -172,7 +180,7 @@ class _ServerFlush:
 
     def flush(self, customer_id: str, period_end: datetime) -> None:
         if self.client is None:
-            self.client = self.cli._usage_client()
+            self.client = self.cli._server_client()
         if self.client is None:
             raise CliFailure("server_stopped", "The meterbill server stopped during this "
                              "command; run it again.")

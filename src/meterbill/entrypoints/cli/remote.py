@@ -82,6 +82,12 @@ class ServerClient:
         self._json("POST", "/admin/usage/flush",
                    json={"customer_id": customer_id, "period_end": period_end.isoformat()})
 
+    def jobs(self) -> dict[str, Any]:
+        return self._json("GET", "/admin/jobs")
+
+    def run_job(self, name: str) -> dict[str, Any]:
+        return self._json("POST", f"/admin/jobs/{quote(name, safe='')}/run")
+
     def ingest_batch(self, events: list[object]) -> IngestResult:
         """`POST /usage/events` for one batch; errors by index in `events`, as locally.
 

@@ -21,8 +21,9 @@ import typer
 import uvicorn
 from rich.panel import Panel
 
-from meterbill.adapters.tasks.periodic import PeriodicJob
-from meterbill.bootstrap import Container, local_secrets
+from meterbill.adapters.tasks.scheduler import InlineScheduler
+from meterbill.bootstrap import Container
+from meterbill.bootstrap.local import local_secrets
 from meterbill.config import Settings
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.auth import MissingApiToken
@@ -40,11 +41,9 @@ from .context import (
 from .output import JsonFlag, panel_console
 from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
 from .server_record import ServerRecord, reachable_url, record_file, remembered_port
-from .usage_sync import scheduled_usage_sync
 
 log = logging.getLogger("meterbill.cli")
 
-PLAN_CHANGES_INTERVAL = 3600.0  # seconds between checks for downgrades due
 
 Host = Annotated[str, typer.Option("--host", envvar="HOST", help="Interface to listen on.")]
 
@@ -92,9 +91,9 @@ def serve(
             _warn_missing_customers(container)
         else:
             _warn_old_schema(container)
-        stack.callback(_start_notification_sender(container).stop)
-        stack.enter_context(scheduled_usage_sync(container))  # daily usage sync + reconcile
-        stack.callback(_start_plan_changes(container).stop)
+        scheduler = _start_schedule(container)  # the schedule table, unless beat runs it
+        if scheduler is not None:
+            stack.callback(scheduler.stop)
         _announce(container, api_url, sandbox_url, app.state.api_token_generated, as_json)
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
@@ -191,23 +190,21 @@ def _serve_sandbox(container: Container, port: int | None) -> Any:
     return SandboxServer(container.sandbox, port=0).start()
 
 
-def _start_plan_changes(container: Container) -> PeriodicJob:
-    """Apply recorded downgrades hourly, once Stripe's period has rolled over."""
-    return PeriodicJob(container.subscriptions.apply_due_plan_changes, PLAN_CHANGES_INTERVAL,
-                       first_delay=60, name="meterbill-plan-changes").start()
-
-
-def _start_notification_sender(container: Container) -> PeriodicJob:
-    """Send pending notifications every NOTIFICATION_SEND_INTERVAL_SECONDS (webhook workers
-    send theirs right after each commit; this catches retries and everything else)."""
+def _start_schedule(container: Container) -> InlineScheduler | None:
+    """Run the schedule table (bootstrap/jobs.py) in this process; with TASK_RUNNER=celery,
+    `meterbill worker --beat` runs it instead."""
+    if container.settings.task_runner != "inline":
+        log.info("periodic jobs run in `meterbill worker --beat` (TASK_RUNNER=celery)")
+        return None
     try:
-        service = container.notifications
-    except ValueError as error:  # SMTP_URL or EMAIL_FROM that cannot be used
+        runner = container.jobs
+        container.notifications  # noqa: B018 - SMTP_URL or EMAIL_FROM checked before serving
+    except ValueError as error:
         raise CliFailure("invalid_notification_settings", str(error), exit_code=2) from None
-
-    interval = container.settings.notification_send_interval_seconds
-    return PeriodicJob(service.send_due, interval, first_delay=interval,
-                       name="meterbill-notification-sender").start()
+    for job in runner.jobs.values():
+        log.info("job %s: %s", job.name, job.schedule.describe())
+    return InlineScheduler([(job.name, job.schedule) for job in runner.jobs.values()],
+                           runner.run).start()
 
 
 def _prepare_sandbox(container: Container) -> None:

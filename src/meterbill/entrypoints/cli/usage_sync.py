@@ -20,8 +20,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from meterbill.bootstrap import Container
-from meterbill.services.usage_reconcile import daily_job
 from meterbill.services.usage_sync import TenantResult
 
 from .context import CliFailure, cli_context, reported
@@ -140,28 +138,3 @@ def _progress(total: int, as_json: bool) -> Iterator[Any]:
             progress.advance(task)
 
         yield advance
-
-
-@contextlib.contextmanager
-def scheduled_usage_sync(container: Container) -> Iterator[Any]:
-    """In `meterbill serve`: the daily sync and reconciliation on a thread of this process
-    (USAGE_SYNC_INTERVAL_SECONDS; with TASK_RUNNER=celery, beat runs it instead)."""
-    settings = container.settings
-    if settings.task_runner != "inline" or settings.usage_sync_interval_seconds <= 0:
-        yield None
-        return
-    from meterbill.adapters.tasks.periodic import PeriodicJob
-
-    def run() -> None:
-        daily_job(container.usage_sync, container.usage_reconcile)
-
-    job = PeriodicJob(run, settings.usage_sync_interval_seconds,
-                      settings.usage_sync_first_run_seconds, name="meterbill-usage-sync")
-    job.start()
-    log.info("usage sync scheduled: first run in %.0f s, then every %.0f s",
-             settings.usage_sync_first_run_seconds, settings.usage_sync_interval_seconds)
-    try:
-        yield job
-    finally:
-        job.stop()
-

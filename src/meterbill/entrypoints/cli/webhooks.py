@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from meterbill.bootstrap import Container
-from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
+from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, key_values, note, print_json, show, table

@@ -1,5 +1,5 @@
 """Stripe webhooks: verified and stored by `intake`, processed by `processor` through the
 handler table in `handlers`, swept by `sweep`, operated by `admin`.
 
-Wiring lives in `meterbill.webhooks_wiring` (bootstrap's part for webhooks).
+Wiring lives in `meterbill.bootstrap.webhooks` (bootstrap's part for webhooks).
 """

@@ -1,0 +1,216 @@
+"""The application's parts, built from `Settings` by `build`; nothing runs at import time.
+
+Parts that every command needs are made by `build`. The others are made on first use, once per
+container (`_Part`): a DuckDB usage file admits one process, so a command that never touches
+usage must not open it, and the outbox, the dunning service and the usage sync are only as
+costly as their first caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, overload
+
+import stripe
+
+from ..adapters.db.session import Database
+from ..adapters.stripe_gateway import StripeGateway
+from ..config import Settings
+from ..domain.dunning import DunningPolicy, load_policy
+from ..domain.plans import Catalog, load_catalog
+from ..services.catalog_sync import CatalogSyncService
+from ..services.customers import CustomerService
+from ..services.dunning import DunningService
+from ..services.entitlement import EntitlementService
+from ..services.jobs import JobRunner
+from ..services.notifications import NotificationService
+from ..services.notify_ports import Notifier
+from ..services.portal_links import PortalLinks, PortalService
+from ..services.subscriptions import SubscriptionPolicy, SubscriptionService
+from ..services.tenant_access import TenantAccessService
+from ..services.tenants import TenantService
+from ..services.usage_ingest import UsageIngestService
+from ..services.usage_ports import UsageStore
+from ..services.usage_reconcile import UsageReconciler
+from ..services.usage_sync import DeferredFlush, UsageSyncService
+from ..services.views import CatalogChange
+from ..services.webhooks.ports import UsageFlushPort
+from . import parts
+from .jobs import schedule_table
+from .local import portal_links
+from .stripe import connect
+from .webhooks import WebhookComponents, build_webhooks
+
+if TYPE_CHECKING:
+    from stripe_sandbox import Sandbox
+
+log = logging.getLogger("meterbill")
+
+T = TypeVar("T")
+
+
+class _Part(Generic[T]):
+    """A part made on first use by `make(container)`, once, under the container's lock."""
+
+    def __init__(self, make: Callable[[Container], T]) -> None:
+        self.make = make
+        self.slot = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_part_{name}"
+
+    @overload
+    def __get__(self, container: None, owner: type) -> _Part[T]: ...
+    @overload
+    def __get__(self, container: Container, owner: type) -> T: ...
+
+    def __get__(self, container: Container | None, owner: type) -> T | _Part[T]:
+        if container is None:
+            return self
+        made: T | None = container.__dict__.get(self.slot)
+        if made is None:
+            with container.lock:
+                made = container.__dict__.get(self.slot)
+                if made is None:
+                    made = self.make(container)
+                    container.__dict__[self.slot] = made
+        return made
+
+
+@dataclass(eq=False)
+class Container:
+    settings: Settings
+    db: Database
+    stripe_client: stripe.StripeClient = field(repr=False)
+    gateway: StripeGateway
+    catalog: Catalog
+    dunning_policy: DunningPolicy
+    access: TenantAccessService  # the one writer of tenants' access
+    customers: CustomerService
+    subscriptions: SubscriptionService
+    catalog_sync: CatalogSyncService
+    tenants: TenantService
+    sandbox: Sandbox | None = None  # the in-process Stripe sandbox in sandbox mode
+    # Webhook intake, processor and workers (`webhook_components()`; tests set their own).
+    webhooks: WebhookComponents | None = field(default=None, repr=False)
+    # Set by a CLI command while `meterbill serve` holds the usage store: flushes go there.
+    remote_usage_flush: UsageFlushPort | None = field(default=None, repr=False)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+
+    notifications: ClassVar[_Part[NotificationService]] = _Part(parts.notifications)
+    portal_links: ClassVar[_Part[PortalLinks]] = _Part(lambda c: portal_links(c.settings))
+    dunning: ClassVar[_Part[DunningService]] = _Part(parts.dunning)
+    entitlement: ClassVar[_Part[EntitlementService]] = _Part(parts.entitlement)
+    usage_store: ClassVar[_Part[UsageStore]] = _Part(parts.usage_store)
+    # One usage sync, hence one request pacer, per container.
+    usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
+    jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.notifications.notifier
+
+    @property
+    def portal(self) -> PortalService:
+        """Opens the Stripe billing portal for the signed links in emails."""
+        return parts.portal(self)
+
+    @property
+    def usage_ingest(self) -> UsageIngestService:
+        return UsageIngestService(self.usage_store, self.tenants.existing)
+
+    @property
+    def usage_reconcile(self) -> UsageReconciler:
+        sync = self.usage_sync
+        return UsageReconciler(self.db, sync.store, sync.meters, self.catalog,
+                               sync.options, clock=sync.clock)
+
+    @property
+    def usage_flush(self) -> UsageFlushPort:
+        """The webhooks' flush of a period's last usage: the running server's when a CLI
+        command runs beside it, else this container's sync, built when an invoice needs it."""
+        if self.remote_usage_flush is not None:
+            return self.remote_usage_flush
+        return DeferredFlush(lambda: self.usage_sync)
+
+    @property
+    def mode(self) -> str:
+        return self.settings.mode
+
+    def made(self, part: _Part[object]) -> bool:
+        """Whether a part made on first use has been made (`Container.usage_store`)."""
+        return part.slot in self.__dict__
+
+    def webhook_components(self) -> WebhookComponents:
+        """The container's webhook components, built on first use."""
+        with self.lock:
+            if self.webhooks is None:
+                self.webhooks = build_webhooks(self)
+            return self.webhooks
+
+    def upgrade_db(self) -> None:
+        """Run Alembic migrations up to head on this container's database."""
+        from ..adapters.db.migrate import upgrade
+
+        upgrade(self.db.engine)
+
+    def prepare_sandbox(self) -> list[CatalogChange]:
+        """Sandbox mode: migrate and sync the catalog so the service is usable at once.
+
+        Returns the catalog sync's changes (unchanged items included)."""
+        self.upgrade_db()
+        return self.catalog_sync.sync()
+
+    def stripe_health(self) -> None:
+        """One cheap Stripe call; raises `StripeFailure` (with Stripe's request id) on error."""
+        self.gateway.ping()
+
+    def close(self) -> None:
+        with self.lock:
+            if self.webhooks is not None:
+                self.webhooks.close()
+                self.webhooks = None
+            store = self.__dict__.pop(Container.usage_store.slot, None)
+            if store is not None:
+                store.close()
+        self.db.dispose()
+
+
+def build(settings: Settings | None = None, *,
+          stripe_http_client: stripe.HTTPClient | None = None) -> Container:
+    settings = settings or Settings()
+    client, sandbox = connect(settings, stripe_http_client)
+    catalog = load_catalog(settings.plans_file)
+    dunning_policy = load_policy(settings.dunning_policy_file)
+    db = Database(settings.database_url)
+    gateway = StripeGateway(client)
+    policy = SubscriptionPolicy(
+        require_payment_method=settings.require_payment_method,
+        downgrade_at_period_end=settings.downgrade_at_period_end,
+        upgrade_proration=settings.upgrade_proration,
+        default_trial_days=settings.default_trial_days,
+    )
+    # The outbox is made on first use: the access writer finds it when it records a notice.
+    access = TenantAccessService(
+        dunning_policy, parts.DeferredNotifier(lambda: container.notifier),
+        access_events=settings.access_webhook_url is not None)  # tenant.access_changed
+    container = Container(
+        settings=settings,
+        db=db,
+        stripe_client=client,
+        gateway=gateway,
+        catalog=catalog,
+        dunning_policy=dunning_policy,
+        access=access,
+        customers=CustomerService(db, gateway),
+        subscriptions=SubscriptionService(
+            db, gateway, catalog, policy, access=access,
+            on_notices=lambda ids: container.notifications.after_commit(ids)),
+        catalog_sync=CatalogSyncService(gateway, catalog),
+        tenants=TenantService(db, gateway, access),
+        sandbox=sandbox,
+    )
+    return container

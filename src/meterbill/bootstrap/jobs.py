@@ -1,0 +1,86 @@
+"""The one table of periodic jobs. `meterbill serve` runs it with its inline scheduler when
+TASK_RUNNER=inline; with TASK_RUNNER=celery, `meterbill worker --beat` runs the same table
+through Celery beat and serve runs none of it. Every run goes through `JobRunner`, which
+records it (`meterbill jobs list`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..config import Settings
+from ..domain.schedule import Every, Schedule
+from ..services.jobs import Job
+from ..services.usage_reconcile import daily_job
+
+if TYPE_CHECKING:
+    from .container import Container
+
+PLAN_CHANGES_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class _Entry:
+    name: str
+    schedule: Callable[[Settings], Schedule | None]  # None: switched off by the settings
+    action: Callable[[Container], Mapping[str, int]]
+    leader: bool
+    description: str
+    lease_seconds: float = 3600.0
+
+
+def _every(seconds: float, first_delay: float) -> Schedule | None:
+    return Every(seconds, first_delay=first_delay) if seconds > 0 else None
+
+
+TABLE = (
+    _Entry("webhook-sweep",
+           lambda s: _every(s.webhook_sweep_interval_seconds, s.webhook_sweep_interval_seconds),
+           lambda c: {"submitted": c.webhook_components().sweep()}, leader=False,
+           description="dispatch again the inbox rows a lost message or a dead worker left"),
+    _Entry("notifications",
+           lambda s: _every(s.notification_send_interval_seconds,
+                            s.notification_send_interval_seconds),
+           lambda c: _counts(c.notifications.send_due().as_dict()), leader=False,
+           description="send due emails and alerts, retrying failed ones"),
+    _Entry("plan-changes", lambda s: _every(PLAN_CHANGES_SECONDS, 60.0),
+           lambda c: {"applied": len(c.subscriptions.apply_due_plan_changes())}, leader=True,
+           description="apply downgrades recorded for the period end"),
+    _Entry("usage-sync",
+           lambda s: _every(s.usage_sync_interval_seconds, s.usage_sync_first_run_seconds),
+           lambda c: _counts(daily_job(c.usage_sync, c.usage_reconcile)), leader=True,
+           lease_seconds=6 * 3600.0,
+           description="report usage to Stripe's meters, then reconcile with them"),
+)
+
+
+def schedules(settings: Settings) -> dict[str, Schedule]:
+    """When each job runs under these settings (what Celery beat is given)."""
+    found = {entry.name: entry.schedule(settings) for entry in TABLE}
+    return {name: schedule for name, schedule in found.items() if schedule is not None}
+
+
+def schedule_table(container: Container) -> list[Job]:
+    """Every job that is switched on, bound to `container`'s services."""
+    when = schedules(container.settings)
+    return [Job(entry.name, when[entry.name], _bind(entry.action, container), entry.leader,
+                entry.description, entry.lease_seconds)
+            for entry in TABLE if entry.name in when]
+
+
+def _bind(action: Callable[[Container], Mapping[str, int]],
+          container: Container) -> Callable[[], Mapping[str, int]]:
+    return lambda: action(container)
+
+
+def _counts(report: Mapping[str, object], prefix: str = "") -> dict[str, int]:
+    """The integers of a report, nested keys joined with dots (`sync.sent`)."""
+    counts: dict[str, int] = {}
+    for key, value in report.items():
+        if isinstance(value, Mapping):
+            counts.update(_counts(value, f"{prefix}{key}."))
+        elif isinstance(value, int) and not isinstance(value, bool):
+            counts[f"{prefix}{key}"] = value
+    return counts

@@ -1,0 +1,50 @@
+"""The one schedule table: the inline scheduler of `serve` and Celery beat run the same jobs,
+each run through the job runner (recorded), never both at once."""
+
+from __future__ import annotations
+
+from meterbill.adapters.tasks import celery_app
+from meterbill.bootstrap import Container
+from meterbill.bootstrap.jobs import schedules
+from meterbill.domain.schedule import Every
+from meterbill.entrypoints.cli.server import _start_schedule
+
+ALL = {"webhook-sweep", "notifications", "plan-changes", "usage-sync"}
+
+
+def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container) -> None:
+    table = {job.name: job.schedule for job in container.jobs.jobs.values()}
+    assert set(table) == ALL
+    assert table == schedules(container.settings)
+    beat = celery_app.make_celery("memory://", schedule=schedules(container.settings))
+    entries = beat.conf.beat_schedule
+    assert {entry["args"][0] for entry in entries.values()} == ALL
+    for entry in entries.values():
+        name = entry["args"][0]
+        assert entry["task"] == celery_app.RUN_JOB_TASK
+        schedule = table[name]
+        assert isinstance(schedule, Every) and entry["schedule"] == schedule.seconds
+
+
+def test_beats_task_runs_the_job_through_the_runner(container: Container) -> None:
+    app = celery_app.make_celery("memory://", schedule=schedules(container.settings))
+    celery_app.register_tasks(app, processor=lambda: None, run_job=container.jobs.run)
+    assert app.tasks[celery_app.RUN_JOB_TASK].run("usage-sync") == "usage-sync"
+    last = {status.name: status.last_run for status in container.jobs.status()}["usage-sync"]
+    assert last is not None and last.outcome == "ok"
+    # the daily job synced, then reconciled: its report's counts, nested keys dotted
+    assert {"sync.sent", "sync.failed", "drifts"} <= set(last.counts)
+
+
+def test_a_switched_off_job_is_not_in_the_table(container: Container) -> None:
+    off = container.settings.model_copy(update={"usage_sync_interval_seconds": 0.0})
+    assert "usage-sync" not in schedules(off)
+    assert set(schedules(off)) == ALL - {"usage-sync"}
+
+
+def test_serve_runs_the_table_only_without_celery(container: Container) -> None:
+    scheduler = _start_schedule(container)
+    assert scheduler is not None
+    scheduler.stop()
+    container.settings = container.settings.model_copy(update={"task_runner": "celery"})
+    assert _start_schedule(container) is None  # beat runs it instead
