@@ -13,6 +13,7 @@ from typing import Any
 
 import stripe
 
+from .adapters.db.migrate import Migrations, SchemaStatus
 from .adapters.db.session import Database
 from .adapters.stripe_gateway import API_VERSION, StripeGateway
 from .config import Settings
@@ -49,6 +50,8 @@ class Container:
     tenants: TenantService
     sandbox: Any = None  # the stripe_sandbox.Sandbox in sandbox mode, else None
     stripe_client: stripe.StripeClient | None = field(default=None, repr=False)
+    # The shipped migrations: their head is read once per container, the database's on demand.
+    migrations: Migrations = field(default_factory=Migrations, repr=False)
     # Webhook intake, processor and workers, built on first use by webhooks_wiring.webhooks_for.
     webhooks: Any = field(default=None, repr=False)
     # The usage store opens on first use: a DuckDB file admits one process, so commands that
@@ -159,9 +162,11 @@ class Container:
 
     def upgrade_db(self) -> None:
         """Run Alembic migrations up to head on this container's database."""
-        from .adapters.db.migrate import upgrade
+        self.migrations.upgrade(self.db.engine)
 
-        upgrade(self.db.engine)
+    def schema_status(self) -> SchemaStatus:
+        """The database's schema revision against the code's head (one query)."""
+        return self.migrations.status(self.db.engine)
 
     def prepare_sandbox(self) -> None:
         """Sandbox mode: migrate and sync the catalog so the service is usable at once."""
