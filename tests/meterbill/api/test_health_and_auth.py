@@ -34,7 +34,7 @@ PROTECTED = [
     ("POST", "/usage/report", {"tenant_id": "t_auth", "subscription_id": "sub_1",
                                "query_count": 1}),
     ("POST", "/dunning/process", {"tenant_id": "t_auth", "failure_count": 1,
-                                  "invoice_amount": 9900}),
+                                  "invoice_amount": 99.00}),
     ("GET", "/notifications", None),
     ("GET", "/notifications/1", None),
 ]

@@ -117,6 +117,11 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     where = loc[0] if loc else "body"
     path = [str(part) for part in loc[1:]]
     field = ".".join(path) or None
+    ctx = error.get("ctx") or {}
+    if isinstance(ctx.get("field"), str):
+        # A rule over several fields (a model validator) names the field it is about; its
+        # message is written for people already.
+        return {"type": kind, "field": ctx["field"], "message": str(error.get("msg"))}
     if kind == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
         position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
