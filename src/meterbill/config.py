@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     stripe_api_base: str | None = None
     stripe_max_network_retries: int = 2
     database_url: str = "sqlite:///var/meterbill.db"
+    # With a Stripe key, `serve` refuses a database whose schema is behind unless this is set;
+    # sandbox mode always migrates.
+    auto_migrate: bool = False
     meterbill_api_token: SecretStr | None = None
     environment: Literal["development", "production"] = "development"
     plans_file: Path | None = None

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, overload
 
 import stripe
 
+from ..adapters.db.migrate import Migrations, SchemaStatus
 from ..adapters.db.session import Database
 from ..adapters.stripe_gateway import StripeGateway
 from ..config import Settings
@@ -98,6 +99,8 @@ class Container:
     webhooks: WebhookComponents | None = field(default=None, repr=False)
     # Set by a CLI command while `meterbill serve` holds the usage store: flushes go there.
     remote_usage_flush: UsageFlushPort | None = field(default=None, repr=False)
+    # The shipped migrations: their head is read once per container, the database's on demand.
+    migrations: Migrations = field(default_factory=Migrations, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     notifications: ClassVar[_Part[NotificationService]] = _Part(parts.notifications)
@@ -153,9 +156,11 @@ class Container:
 
     def upgrade_db(self) -> None:
         """Run Alembic migrations up to head on this container's database."""
-        from ..adapters.db.migrate import upgrade
+        self.migrations.upgrade(self.db.engine)
 
-        upgrade(self.db.engine)
+    def schema_status(self) -> SchemaStatus:
+        """The database's schema revision against the code's head (one query)."""
+        return self.migrations.status(self.db.engine)
 
     def prepare_sandbox(self) -> list[CatalogChange]:
         """Sandbox mode: migrate and sync the catalog so the service is usable at once.

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event, text
 
+from meterbill.adapters.db.migrate import Migrations, upgrade
 from meterbill.bootstrap import Container, build
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.auth import MissingApiToken
@@ -35,7 +37,7 @@ PROTECTED = [
     ("POST", "/usage/report", {"tenant_id": "t_auth", "subscription_id": "sub_1",
                                "query_count": 1}),
     ("POST", "/dunning/process", {"tenant_id": "t_auth", "failure_count": 1,
-                                  "invoice_amount": 9900}),
+                                  "invoice_amount": 99.00}),
     ("GET", "/notifications", None),
     ("GET", "/notifications/1", None),
     ("POST", "/admin/usage/sync", {}),
@@ -59,6 +61,7 @@ def test_health_in_sandbox_mode_needs_no_token(api: TestClient) -> None:
 def test_health_reports_the_mode_of_a_test_key(sandbox: Sandbox, settings: Any) -> None:
     keyed = make_settings(settings.database_url, stripe_secret_key="sk_test_" + "k" * 24)
     container = build(keyed, stripe_http_client=SandboxHTTPClient(sandbox))
+    container.upgrade_db()  # outside sandbox mode migrating is a deploy step
     try:
         body = TestClient(create_app(container)).get("/health").json()
     finally:
@@ -174,3 +177,71 @@ def test_production_refuses_to_start_without_a_token(sandbox: Sandbox, settings:
             create_app(container)
     finally:
         container.close()
+
+
+# --- the schema revision ---------------------------------------------------------------------
+
+
+def _keyed_app(sandbox: Sandbox, database_url: str) -> tuple[Container, TestClient]:
+    keyed = make_settings(database_url, stripe_secret_key="sk_test_" + "k" * 24)
+    container = build(keyed, stripe_http_client=SandboxHTTPClient(sandbox))
+    return container, TestClient(create_app(container))
+
+
+def test_health_is_degraded_while_the_schema_is_behind(sandbox: Sandbox, settings: Any) -> None:
+    container, client = _keyed_app(sandbox, settings.database_url)
+    try:
+        never = client.get("/health")
+        upgrade(container.db.engine, "0005")
+        behind = client.get("/health")
+        container.upgrade_db()
+        current = client.get("/health")
+    finally:
+        container.close()
+    head = current.json()["schema"]["head"]
+    assert never.status_code == 503
+    body = never.json()
+    assert (body["status"], body["database"]) == ("degraded", "schema_behind")
+    assert body["schema"] == {"current": None, "head": head, "state": "behind"}
+    assert "never migrated" in body["reason"] and "meterbill db upgrade" in body["reason"]
+    assert behind.status_code == 503
+    assert behind.json()["schema"] == {"current": "0005", "head": head, "state": "behind"}
+    assert f"revision 0005, behind this meterbill's {head}" in behind.json()["reason"]
+    assert current.status_code == 200
+    assert current.json() == {"status": "ok", "stripe_configured": True, "mode": "test",
+                              "database": "ok",
+                              "schema": {"current": head, "head": head, "state": "current"}}
+
+
+def test_a_revision_newer_than_the_code_is_reported_but_not_degraded(
+        api: TestClient, container: Container) -> None:
+    with container.db.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    response = api.get("/health")
+    assert response.status_code == 200  # a rolling deploy: newer code migrated first
+    assert response.json()["schema"]["current"] == "9999"
+    assert response.json()["schema"]["state"] == "unknown"
+
+
+def test_health_reads_the_head_once_and_the_revision_in_one_query(
+        api: TestClient, container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    from alembic.script import ScriptDirectory
+
+    container.migrations = Migrations()  # a head not read yet
+    reads: list[object] = []
+    original = ScriptDirectory.from_config
+    monkeypatch.setattr(ScriptDirectory, "from_config",
+                        lambda config: reads.append(config) or original(config))
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(container.db.engine, "before_cursor_execute", count)
+    try:
+        for _ in range(3):
+            assert api.get("/health").json()["schema"]["state"] == "current"
+    finally:
+        event.remove(container.db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1
+    assert len(statements) == 3 and all("alembic_version" in s for s in statements)

@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from meterbill.bootstrap import build
 from meterbill.config import Settings
 from meterbill.entrypoints.cli import CliContext
 from meterbill.entrypoints.cli import server as server_module
 from meterbill.entrypoints.cli.sandbox_state import SandboxLock, data_file
-from stripe_sandbox import Sandbox, SandboxHTTPClient
+from stripe_sandbox import Sandbox
 from stripe_sandbox.server import SandboxServer
 
 from ..conftest import make_settings
@@ -98,8 +97,10 @@ def test_serve_prepares_the_sandbox_and_shares_it(sandbox_settings: Settings,
     assert announced["mode"] == "sandbox" and announced["url"] == "http://127.0.0.1:8123"
     assert announced["sandbox_url"] == seen["lock"]["url"]
     assert seen["address"] == ("127.0.0.1", 8123)
+    head = seen["health"]["schema"]["head"]
     assert seen["health"] == {"status": "ok", "stripe_configured": True, "mode": "sandbox",
-                              "database": "ok"}
+                              "database": "ok",
+                              "schema": {"current": head, "head": head, "state": "current"}}
     assert {"/health", "/customers", "/webhooks/stripe"} <= seen["paths"]
     assert seen["prices"] == 6  # base + overage for each of the three plans
     assert seen["customers"] == 200
@@ -155,21 +156,3 @@ def test_a_damaged_sandbox_data_file_is_reported_with_a_fix(sandbox_settings: Se
     error = json.loads(result.stdout)["error"]
     assert error["code"] == "sandbox_data"
     assert f"Fix: delete {data_file(sandbox_settings)}" in error["message"]
-
-
-def test_serve_with_a_key_does_not_migrate_but_warns(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
-    served: list[str] = []
-    monkeypatch.setattr(server_module.uvicorn, "run",
-                        lambda app, **k: served.append(app.state.container.settings.mode))
-    settings = make_settings(f"sqlite:///{tmp_path / 'm.db'}",
-                             stripe_secret_key="sk_test_" + "k" * 24)
-    context = CliContext(settings_factory=lambda: settings,
-                         container_factory=lambda s: build(
-                             s, stripe_http_client=SandboxHTTPClient(Sandbox())))
-    result = run_cli(context, "serve")
-    assert result.exit_code == 0, result.stderr
-    assert served == ["test"]
-    assert "run `meterbill db upgrade`" in caplog.text
-    assert not (tmp_path / "m.stripe-sandbox.json").exists()

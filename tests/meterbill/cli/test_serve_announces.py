@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from meterbill.adapters.db.migrate import Migrations
 from meterbill.entrypoints.cli import CliContext
 from meterbill.entrypoints.cli import server as server_module
-from meterbill.entrypoints.cli.admin import head_revision
 
 from ..conftest import make_settings
 from .conftest import run_cli
@@ -21,7 +21,7 @@ def test_serve_logs_the_migration_and_the_catalog_sync(tmp_path: Path,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     settings = make_settings(f"sqlite:///{tmp_path / 'var' / 'meterbill.db'}")
     monkeypatch.setattr(server_module.uvicorn, "run", lambda app, **kwargs: None)
-    head = head_revision()
+    head = Migrations().head
 
     def serve() -> list[str]:
         caplog.clear()

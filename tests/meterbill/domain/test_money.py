@@ -1,15 +1,19 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 
 from meterbill.domain.money import (
+    currency_decimals,
     decimal_str,
     format_cents,
     format_unit_amount,
+    parse_amount,
     parse_decimal_cents,
     round_cents,
+    to_minor_units,
 )
 
 
@@ -24,6 +28,41 @@ def test_format_cents(cents: int, text: str) -> None:
 def test_format_cents_other_currency() -> None:
     assert format_cents(1000, "eur") == "€10.00"
     assert format_cents(1000, "chf") == "CHF 10.00"
+    # Amounts are in the currency's minor unit, which jpy does not have and kwd has 3 of.
+    assert format_cents(9900, "jpy") == "JPY 9,900"
+    assert format_cents(1500, "kwd") == "KWD 1.500"
+
+
+@pytest.mark.parametrize("value, currency, minor", [
+    (99, "usd", 9900), (99.0, "usd", 9900), (99.5, "usd", 9950), ("99.50", "usd", 9950),
+    (Decimal("99.500"), "usd", 9950), (0.29, "usd", 29), (1.15, "usd", 115),
+    (9900, "jpy", 9900), (Decimal("1.5"), "kwd", 1500), ("1e2", "usd", 10000),
+    ("9999999999.99", "usd", 999_999_999_999),
+])
+def test_major_amounts_become_exact_minor_units(value: object, currency: str,
+                                                minor: int) -> None:
+    assert to_minor_units(parse_amount(value), currency) == minor
+
+
+@pytest.mark.parametrize("value, currency, says", [
+    ("99.505", "usd", "more decimal places than USD amounts have (2 decimal places)"),
+    ("1.5", "jpy", "no decimal places"),
+    # More digits than Decimal's 28-digit context: counted, not rounded away.
+    ("1.00000000000000000000000000001", "usd", "more decimal places"),
+    ("10000000000", "usd", "more than Stripe accepts"),
+    (True, "usd", "must be a number"), (None, "usd", "must be a number"),
+    ("NaN", "usd", "finite"), (float("inf"), "usd", "finite"), (-1, "usd", ">= 0"),
+    ("abc", "usd", "not a number"),
+])
+def test_amounts_that_are_not_exact_are_refused(value: object, currency: str,
+                                                says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        to_minor_units(parse_amount(value), currency)
+
+
+def test_currency_decimals_follow_stripe() -> None:
+    assert [currency_decimals(c) for c in ("usd", "EUR", "jpy", "krw", "kwd", "bhd")] == [
+        2, 2, 0, 0, 3, 3]
 
 
 @pytest.mark.parametrize("cents, text", [

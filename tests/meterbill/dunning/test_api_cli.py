@@ -64,7 +64,7 @@ def test_entitlement_in_each_state(api: TestClient, tenant: str) -> None:
     }
     for count, (access, multiplier, reason) in expected.items():
         step = api.post("/dunning/process", headers=AUTH, json={
-            "tenant_id": TENANT, "failure_count": count, "invoice_amount": 9900})
+            "tenant_id": TENANT, "failure_count": count, "invoice_amount_cents": 9900})
         assert step.status_code == 200, step.text
         body = _entitlement(api).json()
         assert (body["access"], body["rate_limit_multiplier"], body["reason"]) == (
@@ -81,7 +81,7 @@ def test_the_etag_gives_304_until_something_changes(api: TestClient, tenant: str
     assert _entitlement(api, **{"If-None-Match": f'"other", W/{etag}'}).status_code == 304
     assert _entitlement(api, **{"If-None-Match": '"other"'}).status_code == 200
     api.post("/dunning/process", headers=AUTH,
-             json={"tenant_id": TENANT, "failure_count": 3, "invoice_amount": 9900})
+             json={"tenant_id": TENANT, "failure_count": 3, "invoice_amount_cents": 9900})
     changed = _entitlement(api, **{"If-None-Match": etag})
     assert changed.status_code == 200 and changed.json()["access"] == "reduced"
     assert changed.headers["ETag"] != etag
@@ -95,13 +95,13 @@ def test_unknown_tenant_and_bad_token(api: TestClient, tenant: str) -> None:
         assert api.get(f"/tenants/{TENANT}/entitlement", headers=headers).status_code == 401
         assert api.get(f"/tenants/{TENANT}/timeline", headers=headers).status_code == 401
         assert api.post("/dunning/process", headers=headers, json={
-            "tenant_id": TENANT, "failure_count": 1, "invoice_amount": 1}).status_code == 401
+            "tenant_id": TENANT, "failure_count": 1, "invoice_amount_cents": 1}).status_code == 401
 
 
 def test_manual_trigger_and_timeline(api: TestClient, tenant: str) -> None:
     for count in (1, 4, 0):
         response = api.post("/dunning/process", headers=AUTH, json={
-            "tenant_id": TENANT, "failure_count": count, "invoice_amount": 9900})
+            "tenant_id": TENANT, "failure_count": count, "invoice_amount_cents": 9900})
         assert response.status_code == 200
     assert response.json()["to_state"] == "good_standing"
     assert response.json()["notices"] == []  # an operator's reset received no money
@@ -113,13 +113,14 @@ def test_manual_trigger_and_timeline(api: TestClient, tenant: str) -> None:
     newest = api.get(f"/tenants/{TENANT}/timeline?limit=1", headers=AUTH).json()
     assert [e["to_state"] for e in newest["data"]] == ["good_standing"]
     bad = api.post("/dunning/process", headers=AUTH, json={
-        "tenant_id": TENANT, "failure_count": -1, "invoice_amount": 9900})
+        "tenant_id": TENANT, "failure_count": -1, "invoice_amount_cents": 9900})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "failure_count"
-    float_amount = api.post("/dunning/process", headers=AUTH, json={
-        "tenant_id": TENANT, "failure_count": 1, "invoice_amount": 99.5})
-    assert float_amount.status_code == 422
+    # invoice_amount is in dollars (99.5 = $99.50); a fraction of a cent is refused.
+    sub_cent = api.post("/dunning/process", headers=AUTH, json={
+        "tenant_id": TENANT, "failure_count": 1, "invoice_amount": 99.505})
+    assert sub_cent.status_code == 422 and sub_cent.json()["error"]["field"] == "invoice_amount"
     unknown = api.post("/dunning/process", headers=AUTH, json={
-        "tenant_id": "nobody", "failure_count": 1, "invoice_amount": 1})
+        "tenant_id": "nobody", "failure_count": 1, "invoice_amount_cents": 1})
     assert unknown.status_code == 404
 
 
@@ -165,7 +166,7 @@ def _cli(container: Container, *args: str) -> Any:
 def test_cli_process_timeline_entitlement_and_policy(container: Container,
                                                      tenant: str) -> None:
     done = _cli(container, "dunning", "process", "--tenant", TENANT, "--failures", "3",
-                "--amount", "9900", "--json")
+                "--amount-cents", "9900", "--json")
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["to_state"] == "final_warning"
     timeline = json.loads(_cli(container, "tenants", "timeline", TENANT, "--json").stdout)

@@ -26,7 +26,7 @@ from . import (
     usage,
     usage_reports,
 )
-from .auth import announce_kept_token, require_token, resolve_api_token
+from .auth import TokenFirst, announce_kept_token, require_token, resolve_api_token
 from .errors import install_error_handlers
 from .schemas import ERROR_RESPONSES
 
@@ -69,9 +69,12 @@ def create_app(container: Container) -> FastAPI:
     install_error_handlers(app)
     for router in PUBLIC:
         app.include_router(router)
+    first_protected = len(app.router.routes)
     for router in PROTECTED:
         app.include_router(router, dependencies=[Depends(require_token)],
                            responses=ERROR_RESPONSES)
+    # The token is checked before any body is read (see auth.TokenFirst).
+    app.add_middleware(TokenFirst, token=token, routes=app.router.routes[first_protected:])
     _announce(container)
     return app
 

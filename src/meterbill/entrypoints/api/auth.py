@@ -1,5 +1,11 @@
 """Bearer-token authentication for every route but `/health` and `/webhooks/stripe`.
 
+`TokenFirst`, a pure ASGI middleware, checks the token of a request to a protected route
+before anything reads its body: FastAPI reads and validates a body before it runs a route's
+dependencies, so without it a request with no token and a malformed (or 60 MB) body was read
+and answered 400. The dependency `require_token` stays on the protected routers: it documents
+the scheme in OpenAPI and guards a route should the middleware be left out.
+
 Which token is valid is decided once, when the app is made (`resolve_api_token`):
 - `METERBILL_API_TOKEN` set → that token;
 - not set in production → the app refuses to start (an open billing API is never a default);
@@ -12,15 +18,21 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbill.adapters.local_secrets import LocalSecrets
 from meterbill.bootstrap.local import API_TOKEN_SECRET, local_secrets, new_secret
 from meterbill.config import Settings
+
+from .errors import unauthorized_response
 
 log = logging.getLogger("meterbill.api")
 
@@ -57,20 +69,52 @@ def announce_kept_token(settings: Settings) -> None:
     )
 
 
+MISSING_TOKEN = "Missing API token: send 'Authorization: Bearer <METERBILL_API_TOKEN>'."
+
+
+def token_problem(authorization: str | None, expected: str) -> str | None:
+    """Why an `Authorization` header does not carry the API token, or None when it does."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    credentials = credentials.strip()
+    if scheme.lower() != "bearer" or not credentials:
+        return MISSING_TOKEN
+    # Constant-time: the time taken must not tell an attacker how much of a guess was right.
+    if not hmac.compare_digest(credentials.encode(), expected.encode()):
+        return "Invalid API token."
+    return None
+
+
 def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
     """FastAPI dependency: 401 unless the request carries the API token."""
-    expected: str = request.app.state.api_token
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorized(
-            "Missing API token: send 'Authorization: Bearer <METERBILL_API_TOKEN>'."
-        )
-    # Constant-time: the time taken must not tell an attacker how much of a guess was right.
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise _unauthorized("Invalid API token.")
+    problem = token_problem(request.headers.get("authorization"), request.app.state.api_token)
+    if problem is not None:
+        raise StarletteHTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _unauthorized(message: str) -> StarletteHTTPException:
-    return StarletteHTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
+class TokenFirst:
+    """Answers 401 to a request for a protected route without the token, unread.
+
+    A route is protected when it is one of `routes` (matched as the router would, path and
+    method; a wrong method on a protected path too), so an unknown path still gets its 404
+    and public routes added later (the Stripe webhook) need no list kept here.
+    """
+
+    def __init__(self, app: ASGIApp, *, token: str, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.token = token
+        self.routes = tuple(routes)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self._protected(scope):
+            problem = token_problem(Headers(scope=scope).get("authorization"), self.token)
+            if problem is not None:
+                # Neither `receive` nor the body is touched: the answer goes out at once.
+                await unauthorized_response(problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _protected(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is not Match.NONE for route in self.routes)

@@ -84,6 +84,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    if status == 401:
+        return unauthorized_response(str(exc.detail))
     code = _HTTP_CODES.get(status, "http_error")
     if status == 404 and exc.detail == "Not Found":
         message = f"No such route: {request.method} {request.url.path}"
@@ -92,6 +94,12 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     else:
         message = str(exc.detail)
     return JSONResponse(error_body(code, message), status, headers=exc.headers)
+
+
+def unauthorized_response(message: str) -> JSONResponse:
+    """The 401 of a missing or wrong API token (also sent by auth.TokenFirst, before routing)."""
+    return JSONResponse(error_body(_HTTP_CODES[401], message), 401,
+                        headers={"WWW-Authenticate": "Bearer"})
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
@@ -109,6 +117,11 @@ def _describe(error: dict[str, Any]) -> dict[str, Any]:
     where = loc[0] if loc else "body"
     path = [str(part) for part in loc[1:]]
     field = ".".join(path) or None
+    ctx = error.get("ctx") or {}
+    if isinstance(ctx.get("field"), str):
+        # A rule over several fields (a model validator) names the field it is about; its
+        # message is written for people already.
+        return {"type": kind, "field": ctx["field"], "message": str(error.get("msg"))}
     if kind == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "invalid JSON")
         position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None

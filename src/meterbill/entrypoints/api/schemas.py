@@ -7,9 +7,13 @@ refused so that a typo such as `plan` for `plan_type` fails loudly instead of be
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Annotated, Any
 
-from fastapi import Path
+from fastapi import Path, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterbill.services.customers import TENANT_ID
@@ -32,6 +36,27 @@ SubscriptionIdPath = Annotated[
     str, Path(pattern=SUBSCRIPTION_ID_PATTERN, description="Stripe subscription id (sub_...).")
 ]
 TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
+
+
+class _ExactJsonRequest(Request):
+    """Decodes JSON numbers with a fraction or exponent as Decimal: 99.10 stays 99.10."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = json.loads(await self.body(), parse_float=Decimal)
+        return self._json
+
+
+class ExactJsonRoute(APIRoute):
+    """A route whose body is decoded without floats, for money in a currency's major unit."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact(request: Request) -> Response:
+            return await handler(_ExactJsonRequest(request.scope, request.receive))
+
+        return exact
 
 
 class _Body(BaseModel):

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 
 from .deps import ContainerDep
 from .schemas import PlanChange, SubscriptionCreate, SubscriptionIdPath
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
+
+# `cus_123` stands for the customer_id POST /customers answered.
+_EXAMPLES: dict[str, Any] = {
+    "card": {"summary": "Pro with a card; a DEFAULT_TRIAL_DAYS (14) trial",
+             "value": {"customer_id": "cus_123", "plan_type": "pro",
+                       "tenant_id": "test_tenant_001", "payment_method_id": "pm_card_visa"}},
+    "seeds": {"summary": "The seeds' body: a trial without a card (422 unless "
+                         "REQUIRE_PAYMENT_METHOD=false or the customer has a card)",
+              "value": {"customer_id": "cus_123", "plan_type": "pro",
+                        "tenant_id": "test_tenant_001"}},
+}
 
 
 @router.post(
@@ -22,7 +33,8 @@ router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
         "default) a customer without a payment method is refused with 422."
     ),
 )
-def create_subscription(body: SubscriptionCreate, container: ContainerDep) -> dict[str, Any]:
+def create_subscription(body: Annotated[SubscriptionCreate, Body(openapi_examples=_EXAMPLES)],
+                        container: ContainerDep) -> dict[str, Any]:
     view = container.subscriptions.create(
         tenant_id=body.tenant_id,
         customer_id=body.customer_id,

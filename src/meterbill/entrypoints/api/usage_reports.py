@@ -10,9 +10,9 @@ tenant's, a negative count, or a date outside Stripe's 35-day window.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -35,6 +35,13 @@ class UsageReportBody(BaseModel):
                                  description="The UTC day; omitted = today.")
 
 
+# `sub_123` stands for the id POST /subscriptions answered; no date = today (UTC).
+_EXAMPLES: dict[str, Any] = {"seeds": {
+    "summary": "Today's query total (the seeds' example)",
+    "value": {"tenant_id": "test_tenant_001", "subscription_id": "sub_123",
+              "query_count": 125000}}}
+
+
 @router.post(
     "/report",
     summary="Report a day's query total (manual)",
@@ -45,7 +52,8 @@ class UsageReportBody(BaseModel):
         "delete events to take usage back."
     ),
 )
-async def report_usage(body: UsageReportBody, container: ContainerDep) -> dict[str, Any]:
+async def report_usage(body: Annotated[UsageReportBody, Body(openapi_examples=_EXAMPLES)],
+                       container: ContainerDep) -> dict[str, Any]:
     def run() -> dict[str, Any]:
         reports = ManualUsageReports(container.db, container.usage_store, container.usage_sync)
         return reports.report(body.tenant_id, body.subscription_id, body.query_count,

@@ -34,7 +34,7 @@ def db_upgrade(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     with reported(as_json), cli.container(needs_stripe=False) as container:
         container.upgrade_db()
         url = redact_url(container.settings.database_url)
-        revision = schema_revision(container.db.engine)
+        revision = container.schema_status().current
         if as_json:
             print_json({"database": url, "revision": revision})
         else:
@@ -189,12 +189,15 @@ def _check_database(container: Any, report: _Report) -> None:
         report.error("database", f"cannot connect to {url}: {_first_line(error)}",
                      DATABASE_URL_FIX)
         return
-    revision, head = schema_revision(container.db.engine), head_revision()
-    if revision != head:
-        report.error("database", f"{url} is reachable but its schema is at revision "
-                     f"{revision or 'none'}, not {head}.", "Fix: run `meterbill db upgrade`.")
-    else:
-        report.ok("database", f"connected to {url}, schema at {head}")
+    status = container.schema_status()
+    if status.behind:
+        report.error("database", f"{url} is reachable but {status.describe()}.",
+                     "Fix: run `meterbill db upgrade` (or set AUTO_MIGRATE=true to let "
+                     "`serve` migrate).")
+        return
+    if status.state == "unknown":  # `serve` starts on it too (rolling deploys)
+        report.warnings.append(f"{url}: {status.describe()}.")
+    report.ok("database", f"connected to {url}, schema at {status.current}")
 
 
 def _check_stripe(container: Any, report: _Report) -> None:
@@ -238,22 +241,6 @@ def _print_report(report: _Report, as_json: bool) -> None:
     verdict = (f"[red]{len(report.errors)} error(s)[/]" if report.errors
                else "[green]configuration OK[/]")
     out.print(verdict)
-
-
-def schema_revision(engine: Any) -> str | None:
-    """The Alembic revision the database is at (None before the first migration)."""
-    from meterbill.adapters.db.migrate import current_revision
-
-    return current_revision(engine)
-
-
-def head_revision() -> str | None:
-    """The newest revision the shipped migrations know."""
-    from alembic.script import ScriptDirectory
-
-    from meterbill.adapters.db.migrate import alembic_config
-
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def _first_line(error: BaseException) -> str:

@@ -1,7 +1,8 @@
 """`meterbill dunning ...` and `meterbill tenants timeline|entitlement`: dunning for operators.
 
 - `dunning policy`: the policy in force (DUNNING_POLICY_FILE or the packaged one), checked.
-- `dunning process --tenant T --failures N --amount CENTS`: the seeds' manual trigger.
+- `dunning process --tenant T --failures N --amount 99.00`: the seeds' manual trigger, the
+  amount in the currency's major unit as POST /dunning/process takes it (or `--amount-cents`).
 - `tenants timeline T`: every change of the tenant's dunning state, with its cause.
 - `tenants entitlement T`: what the SaaS is told about the tenant's access.
 """
@@ -13,6 +14,8 @@ from typing import Annotated
 import typer
 
 from meterbill.domain.dunning import load_policy
+from meterbill.domain.errors import InvalidInput
+from meterbill.domain.money import MAX_MINOR_AMOUNT, parse_amount, to_minor_units
 
 from .billing import TenantArg, tenants_app
 from .context import cli_context, reported
@@ -63,8 +66,11 @@ def dunning_process(
     tenant: Annotated[str, typer.Option("--tenant", help="Tenant id.")],
     failures: Annotated[int, typer.Option("--failures", min=0,
                                           help="Failed payment attempts; 0 restores.")],
-    amount: Annotated[int, typer.Option("--amount", min=0,
-                                        help="Unpaid amount in cents (9900 = $99.00).")],
+    amount: Annotated[str | None, typer.Option(
+        "--amount", help="Unpaid amount in the currency's major unit (99.00 = $99.00).")] = None,
+    amount_cents: Annotated[int | None, typer.Option(
+        "--amount-cents", min=0, max=MAX_MINOR_AMOUNT,
+        help="The same in the minor unit (9900 = $99.00), instead of --amount.")] = None,
     currency: Annotated[str, typer.Option(help="Currency of the amount.")] = "usd",
     invoice_id: Annotated[str | None, typer.Option(
         "--invoice-id", help="Names the notices' once-only key.")] = None,
@@ -72,11 +78,30 @@ def dunning_process(
 ) -> None:
     """Apply the policy's step for a failure count (the seeds' POST /dunning/process)."""
     cli = cli_context(ctx)
-    with reported(as_json), cli.container(needs_stripe=False) as container:
-        result = container.dunning.process_manual(tenant, failures, amount, currency,
-                                                  invoice_id)
-        data = result.to_dict()
-        show(data, as_json, key_values(f"Dunning of {tenant}", data))
+    with reported(as_json):
+        cents = _amount_in_cents(amount, amount_cents, currency)
+        with cli.container(needs_stripe=False) as container:
+            result = container.dunning.process_manual(tenant, failures, cents, currency,
+                                                      invoice_id)
+            data = result.to_dict()
+            show(data, as_json, key_values(f"Dunning of {tenant}", data))
+
+
+def _amount_in_cents(amount: str | None, amount_cents: int | None, currency: str) -> int:
+    """Exactly one of the two options, as integer minor units (the text parsed as Decimal)."""
+    if amount is not None and amount_cents is not None:
+        raise InvalidInput("Give --amount (e.g. 99.00) or --amount-cents (e.g. 9900), not both.",
+                           field="amount")
+    if amount_cents is not None:
+        return amount_cents
+    if amount is None:
+        raise InvalidInput("--amount is required: the unpaid amount in the currency's major "
+                           "unit (99.00 = $99.00), or --amount-cents (9900).", field="amount")
+    try:
+        return to_minor_units(parse_amount(amount, what="--amount"), currency, what="--amount")
+    except ValueError as error:
+        raise InvalidInput(f"{error}; give --amount-cents for an amount in the minor unit.",
+                           field="amount") from None
 
 
 @tenants_app.command("timeline")

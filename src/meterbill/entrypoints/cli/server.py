@@ -2,7 +2,8 @@
 
 `serve` in sandbox mode makes a fresh clone usable with one command: it migrates the database,
 syncs the plan catalog into the sandbox, and serves the sandbox's hosted pages (invoice links)
-on a free local port next to the API.
+on a free local port next to the API. With a Stripe key, migrating is a deploy step: `serve`
+refuses (exit 2) a database whose schema is behind, unless AUTO_MIGRATE=true.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.auth import MissingApiToken
 from meterbill.entrypoints.api.webhooks import install as install_webhooks
 
-from .admin import head_revision, schema_revision
 from .context import (
     DEFAULT_SANDBOX_PORT,
     CliFailure,
@@ -90,7 +90,7 @@ def serve(
             _prepare_sandbox(container)  # migrations + catalog sync: a fresh clone just works
             _warn_missing_customers(container)
         else:
-            _warn_old_schema(container)
+            _require_schema(container)  # before anything below touches the tables
         scheduler = _start_schedule(container)  # the schedule table, unless beat runs it
         if scheduler is not None:
             stack.callback(scheduler.stop)
@@ -209,9 +209,9 @@ def _start_schedule(container: Container) -> InlineScheduler | None:
 
 def _prepare_sandbox(container: Container) -> None:
     """Migrate and sync the catalog, and say what that did (the README promises it)."""
-    before = schema_revision(container.db.engine)
+    before = container.schema_status().current
     changes = container.prepare_sandbox()
-    after = schema_revision(container.db.engine)
+    after = container.schema_status().current
     changed = sum(1 for change in changes if change.action != "unchanged")
     migrated = (f"migrated the database to revision {after} (from {before or 'none'})"
                 if before != after else f"the database is at revision {after} already")
@@ -234,12 +234,22 @@ def _warn_missing_customers(container: Container) -> None:
         )
 
 
-def _warn_old_schema(container: Container) -> None:
-    # Outside sandbox mode migrations are an explicit deploy step; say so if it was skipped.
-    current, head = schema_revision(container.db.engine), head_revision()
-    if current != head:
-        log.warning("the database schema is at revision %s, not %s: run `meterbill db upgrade` "
-                    "before serving requests", current or "none", head)
+def _require_schema(container: Container) -> None:
+    """Outside sandbox mode migrating is a deploy step (`meterbill db upgrade`) or an explicit
+    AUTO_MIGRATE=true; a server on a schema that is behind would answer 500s, so it refuses."""
+    status = container.schema_status()
+    if status.state == "unknown":  # e.g. a rolling deploy: newer code migrated first
+        log.warning("%s; serving anyway", status.describe())
+    if not status.behind:
+        return
+    if not container.settings.auto_migrate:
+        raise CliFailure("schema_behind", (
+            f"Not serving: {status.describe()}. Fix: run `meterbill db upgrade` against this "
+            "DATABASE_URL (a deploy step), or set AUTO_MIGRATE=true to migrate when `serve` "
+            "starts."), exit_code=2)
+    log.info("AUTO_MIGRATE: %s; migrating", status.describe())
+    container.upgrade_db()
+    log.info("the database schema is at %s (head)", status.head)
 
 
 def _announce(container: Container, api_url: str, sandbox_url: str | None,
