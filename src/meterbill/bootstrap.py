@@ -22,22 +22,22 @@ from .adapters.stripe_gateway import API_VERSION, StripeGateway
 from .config import Settings
 from .domain.dunning import DunningPolicy, load_policy
 from .domain.plans import Catalog, load_catalog
+from .ports.notify import Notice, Notifier
+from .ports.usage_store import UsageStore
 from .services.catalog_sync import CatalogSyncService
 from .services.customers import CustomerService
 from .services.dunning import DunningService
 from .services.entitlement import EntitlementService, UsageTotals
 from .services.notifications import NotificationService
-from .services.notify_ports import Notice, Notifier
 from .services.portal_links import PortalLinks, PortalService, derive_secret
 from .services.subscriptions import SubscriptionPolicy, SubscriptionService
 from .services.tenant_access import TenantAccessService
 from .services.tenants import TenantService
 from .services.usage_ingest import UsageIngestService
-from .services.usage_ports import UsageStore
 from .services.usage_reconcile import UsageReconciler
 from .services.usage_sync import DeferredFlush, SyncOptions, UsageSyncService
 from .services.views import CatalogChange
-from .services.webhooks.ports import UsageFlushPort
+from .services.webhooks.context import UsageFlushPort
 
 log = logging.getLogger("meterbill")
 

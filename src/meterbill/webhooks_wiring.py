@@ -16,17 +16,12 @@ from .adapters.db.session import Database
 from .adapters.stripe_events import StripeEvents, StripeSignatureVerifier
 from .adapters.tasks.inline import InlineTaskRunner
 from .adapters.tasks.periodic import PeriodicJob
+from .ports.tasks import TaskRunner
+from .ports.webhooks import SignatureVerifier, StripeEventsPort
 from .services.webhooks.admin import WebhookAdmin
+from .services.webhooks.context import DunningPort, NoUsageFlush, UsageFlushPort
 from .services.webhooks.intake import WebhookIntake
 from .services.webhooks.options import WebhookOptions, options_from_settings
-from .services.webhooks.ports import (
-    DunningPort,
-    NoUsageFlush,
-    SignatureVerifier,
-    StripeEventsPort,
-    TaskRunner,
-    UsageFlushPort,
-)
 from .services.webhooks.processor import WebhookProcessor
 from .services.webhooks.sweep import sweep
 

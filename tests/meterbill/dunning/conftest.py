@@ -22,7 +22,7 @@ from meterbill.adapters.db.timeline import TimelineEntry, TimelineRepository
 from meterbill.bootstrap import Container
 from meterbill.config import Settings
 from meterbill.domain.dunning import KNOWN_NOTICES
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 

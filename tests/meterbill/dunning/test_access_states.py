@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import WebhookComponents
 from stripe_sandbox import Sandbox
 

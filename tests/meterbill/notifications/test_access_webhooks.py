@@ -186,7 +186,7 @@ def test_without_a_url_no_event_is_recorded(container: Container,
 def test_a_webhook_handler_s_change_is_posted_right_after_its_commit(
         watched: Container, receiver: Receiver, sandbox: Sandbox,
         stripe_client: stripe.StripeClient) -> None:
-    from meterbill.services.webhooks.ports import parse_event
+    from meterbill.ports.webhooks import parse_event
     from meterbill.webhooks_wiring import build_webhooks
 
     from ..webhooks.conftest import ManualRunner, event_body, make_options, stripe_events

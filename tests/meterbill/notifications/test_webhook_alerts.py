@@ -13,8 +13,8 @@ import stripe
 from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.bootstrap import Container
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
 from stripe_sandbox import Sandbox
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from meterbill.bootstrap import Container
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 from meterbill.services.usage_sync import UsageSyncService
 from meterbill.webhooks_wiring import build_webhooks
 from stripe_sandbox import Sandbox

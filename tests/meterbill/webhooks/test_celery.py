@@ -28,7 +28,7 @@ from meterbill.adapters.tasks.celery_app import CeleryTaskRunner
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import install
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import build_webhooks
 from stripe_sandbox import Sandbox
 from stripe_sandbox.server import SandboxServer

@@ -9,8 +9,8 @@ from typing import Any
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from meterbill.services.webhooks.processor import WebhookProcessor
 from meterbill.webhooks_wiring import WebhookComponents
 

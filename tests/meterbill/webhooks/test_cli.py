@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.cli.context import CliContext
 from meterbill.entrypoints.cli.webhooks import parse_since, webhooks_app
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import WebhookComponents
 
 from .conftest import Renewal, event_body, fake_event, inbox_rows, tenant_state

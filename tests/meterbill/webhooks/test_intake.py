@@ -19,8 +19,8 @@ from meterbill.adapters.tasks.celery_app import (
     register_tasks,
 )
 from meterbill.bootstrap import Container
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from meterbill.webhooks_wiring import build_webhooks
 
 from .conftest import fake_event, inbox_rows, make_options, sign

@@ -13,7 +13,7 @@ from pathlib import Path
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import WebhookComponents
 
 from .conftest import fake_event

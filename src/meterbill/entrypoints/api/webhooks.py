@@ -34,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from meterbill.services.webhooks.ports import InvalidSignature
+from meterbill.ports.webhooks import InvalidSignature
 from meterbill.webhooks_wiring import webhooks_for
 
 from .errors import error_body
