@@ -36,12 +36,12 @@ from meterbill.adapters.db.migrate import upgrade
 from meterbill.adapters.db.session import Database
 from meterbill.adapters.email_templates import EmailRenderer
 from meterbill.adapters.mailer import SmtpConfig, SmtpMailer
+from meterbill.ports.notify import Notice
 from meterbill.services.notifications import (
     NotificationSender,
     OutboxNotifier,
     RecordOnlyNotifier,
 )
-from meterbill.services.notify_ports import Notice
 from meterbill.services.portal_links import PortalLinks, derive_secret
 
 

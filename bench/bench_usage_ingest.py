@@ -34,7 +34,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from meterbill.adapters.usage.duckdb_store import DuckDBUsageStore
 from meterbill.domain.usage import UsageEvent
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 
 DESIGN_DUCKDB_ROWS_PER_S = 1_200_000.0
 TENANTS = 1000

@@ -14,7 +14,6 @@ to None; templates say something sensible without them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,19 +21,13 @@ from typing import Any
 import jinja2
 
 from ..domain.money import format_cents
+from ..ports.notify import KindSpec, MissingFacts, RenderedEmail, TemplateFailure
 
 PACKAGE_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 # Currencies without a minor unit (Stripe's list): amounts are whole units, not cents.
 ZERO_DECIMAL = {"bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx",
                 "vnd", "vuv", "xaf", "xof", "xpf"}
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    required: tuple[str, ...]
-    optional: tuple[str, ...] = ()
-    to_admin: bool = False
 
 
 _INVOICE = ("amount_due", "currency")
@@ -83,21 +76,6 @@ _STEP_PHRASES = {
     "suspended": "your account is suspended",
     "cancel": "your subscription ends",
 }
-
-
-class MissingFacts(ValueError):
-    """A notice lacks facts its templates need (a caller's mistake: say which)."""
-
-
-class TemplateFailure(RuntimeError):
-    """A template (usually an operator's override) failed to render."""
-
-
-@dataclass(frozen=True)
-class RenderedEmail:
-    subject: str
-    text: str
-    html: str
 
 
 def money(amount: Any, currency: Any = "usd") -> str:
@@ -175,6 +153,9 @@ class EmailRenderer:
 
     def has(self, kind: str) -> bool:
         return kind in KINDS
+
+    def spec(self, kind: str) -> KindSpec | None:
+        return KINDS.get(kind)
 
     def missing(self, kind: str, facts: Mapping[str, Any]) -> list[str]:
         """Required facts that are absent or None (`email` may be None: no address, which

@@ -21,11 +21,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
+from ..ports.notify import DeliveryError, PartialDelivery
+
 _TRUE = {"1", "true", "yes", "on"}
-
-
-class DeliveryError(Exception):
-    """A message could not be delivered this time (the sender retries later)."""
 
 
 class InvalidSmtpUrl(ValueError):
@@ -129,10 +127,6 @@ class SmtpMailer:
         if refused:
             # Some recipients got it: retrying would send it to those twice. Say who did not.
             raise PartialDelivery(f"SMTP server refused {_refusals(refused)}")
-
-
-class PartialDelivery(DeliveryError):
-    """Delivered to some recipients, refused for others: not retried."""
 
 
 def _envelope(sender: str) -> str:

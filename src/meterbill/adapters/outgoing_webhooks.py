@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .mailer import DeliveryError
+from ..ports.notify import DeliveryError
 
 SIGNATURE_HEADER = "Meterbill-Signature"
 

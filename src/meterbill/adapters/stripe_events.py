@@ -5,7 +5,7 @@ over `"{t}.{body}"`, constant-time compare, timestamp tolerance) against each co
 in turn, so an endpoint secret can be rolled: Stripe signs with the old and the new secret while
 both are live, and we accept either.
 
-`StripeEvents` implements `services.webhooks.ports.StripeEventsPort` on the same `StripeClient`
+`StripeEvents` implements `ports.webhooks.StripeEventsPort` on the same `StripeClient`
 as the gateway (built once in bootstrap).
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 
 import stripe
 
-from ..services.ports import SubscriptionRecord
-from ..services.webhooks.ports import (
+from ..ports.stripe import SubscriptionRecord
+from ..ports.webhooks import (
     InvalidSignature,
     InvoiceRecord,
     PaymentMethodRecord,

@@ -1,4 +1,4 @@
-"""The Stripe gateway: `services.ports.StripePort` over one `stripe.StripeClient`.
+"""The Stripe gateway: `ports.stripe.StripePort` over one `stripe.StripeClient`.
 
 The client is built in `bootstrap.py` (API version pinned, network retries set) and passed in;
 nothing here touches module-level `stripe` state. Every write carries the caller's idempotency
@@ -38,7 +38,7 @@ from ..domain.errors import (
 )
 from ..domain.money import decimal_str
 from ..domain.plans import MeterDefinition, PriceDefinition
-from ..services.ports import (
+from ..ports.stripe import (
     CustomerRecord,
     MeterRecord,
     PriceRecord,

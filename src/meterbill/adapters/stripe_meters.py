@@ -1,4 +1,4 @@
-"""Stripe Billing Meters for usage sync: `services.usage_sync_ports.MeterEventsPort`.
+"""Stripe Billing Meters for usage sync: `ports.meters.MeterEventsPort`.
 
 Rate limits are handled here and nowhere else. stripe-python does not retry a genuine 429 (it
 retries only when Stripe sends `Stripe-Should-Retry: true`, as for lock timeouts), and Stripe
@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import stripe
 
 from ..domain.errors import NotFound
-from ..services.usage_sync_ports import SendOutcome
+from ..ports.meters import SendOutcome
 from .stripe_gateway import stripe_errors
 
 # The meter's customer mapping key, as `StripeGateway.create_meter` configures it.

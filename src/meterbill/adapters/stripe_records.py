@@ -1,4 +1,4 @@
-"""Stripe JSON (as plain dicts) -> the records in `services.ports`. Tolerant of missing keys."""
+"""Stripe JSON (as plain dicts) -> the records in `ports.stripe`. Tolerant of missing keys."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ..services.ports import (
+from ..ports.stripe import (
     CustomerRecord,
     MeterRecord,
     PriceRecord,

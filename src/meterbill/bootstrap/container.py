@@ -22,23 +22,23 @@ from ..adapters.stripe_gateway import StripeGateway
 from ..config import Settings
 from ..domain.dunning import DunningPolicy, load_policy
 from ..domain.plans import Catalog, load_catalog
+from ..ports.notify import Notifier
+from ..ports.usage_store import UsageStore
 from ..services.catalog_sync import CatalogSyncService
 from ..services.customers import CustomerService
 from ..services.dunning import DunningService
 from ..services.entitlement import EntitlementService
 from ..services.jobs import JobRunner
 from ..services.notifications import NotificationService
-from ..services.notify_ports import Notifier
 from ..services.portal_links import PortalLinks, PortalService
 from ..services.subscriptions import SubscriptionPolicy, SubscriptionService
 from ..services.tenant_access import TenantAccessService
 from ..services.tenants import TenantService
 from ..services.usage_ingest import UsageIngestService
-from ..services.usage_ports import UsageStore
 from ..services.usage_reconcile import UsageReconciler
 from ..services.usage_sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
-from ..services.webhooks.ports import UsageFlushPort
+from ..services.webhooks.context import UsageFlushPort
 from . import parts
 from .jobs import schedule_table
 from .local import portal_links

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from ..ports.notify import Notice, Notifier
+from ..ports.usage_store import UsageStore
 from ..services.dunning import DunningService
 from ..services.entitlement import EntitlementService, UsageTotals
 from ..services.notifications import NotificationService
-from ..services.notify_ports import Notice, Notifier
 from ..services.portal_links import PortalService
-from ..services.usage_ports import UsageStore
 from ..services.usage_sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:

@@ -15,16 +15,12 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.db.session import Database
 from ..adapters.stripe_events import StripeEvents, StripeSignatureVerifier
 from ..adapters.tasks.inline import InlineTaskRunner
+from ..ports.tasks import TaskRunner
+from ..ports.webhooks import SignatureVerifier, StripeEventsPort
 from ..services.webhooks.admin import WebhookAdmin
+from ..services.webhooks.context import DunningPort, UsageFlushPort
 from ..services.webhooks.intake import WebhookIntake
 from ..services.webhooks.options import WebhookOptions, options_from_settings
-from ..services.webhooks.ports import (
-    DunningPort,
-    SignatureVerifier,
-    StripeEventsPort,
-    TaskRunner,
-    UsageFlushPort,
-)
 from ..services.webhooks.processor import WebhookProcessor
 from ..services.webhooks.sweep import sweep
 

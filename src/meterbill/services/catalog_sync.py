@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ..domain.money import decimal_str, format_cents, format_unit_amount
 from ..domain.plans import Catalog, MeterDefinition, Plan, PriceDefinition
-from .ports import MeterRecord, PriceRecord, ProductRecord, StripePort, Tier
+from ..ports.stripe import MeterRecord, PriceRecord, ProductRecord, StripePort, Tier
 from .views import CatalogChange, ChangeAction
 
 PLAN_METADATA_KEY = "meterbill_plan"

@@ -14,7 +14,7 @@ import re
 from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
 from ..domain.errors import InvalidInput
-from .ports import StripePort
+from ..ports.stripe import StripePort
 from .tenants import tenant_view
 from .views import TenantView
 

@@ -36,8 +36,9 @@ from ..domain.dunning import (
     decide_manual,
 )
 from ..domain.errors import InvalidInput
-from .notify_ports import Notice, Notifier
-from .ports import SubscriptionRecord
+from ..ports.notify import Notice, Notifier
+from ..ports.stripe import SubscriptionRecord
+from ..ports.webhooks import InvoiceRecord
 from .subscriptions import follows, store_subscription
 from .tenant_access import AccessChange, Cause, TenantAccessService, dunning_state
 from .tenants import unknown_tenant
@@ -45,7 +46,6 @@ from .views import _View
 
 if TYPE_CHECKING:
     from .webhooks.context import HandlerContext, InboxEvent
-    from .webhooks.ports import InvoiceRecord
 
 log = logging.getLogger("meterbill.dunning")
 

@@ -31,8 +31,8 @@ from ..adapters.db.timeline import TimelineEntry
 from ..domain.access import AccessFacts, decide_access
 from ..domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
 from ..domain.plans import Catalog
+from ..ports.usage_store import UsageStore
 from .tenants import unknown_tenant
-from .usage_ports import UsageStore
 from .views import _View
 
 log = logging.getLogger("meterbill.entitlement")

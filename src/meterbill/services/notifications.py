@@ -19,38 +19,29 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from ..adapters.db.models import utcnow
 from ..adapters.db.notifications import BillingNotice, NoticeRepository
 from ..adapters.db.session import Database
-from ..adapters.email_templates import KINDS, EmailRenderer, MissingFacts, TemplateFailure
-from ..adapters.mailer import DeliveryError, PartialDelivery
 from ..domain.errors import NotFound
-from .notify_ports import Notice
+from ..ports.notify import (
+    AlertPort,
+    DeliveryError,
+    LinkPort,
+    MailPort,
+    Notice,
+    NoticeRenderer,
+    PartialDelivery,
+    TemplateFailure,
+)
 
 log = logging.getLogger("meterbill.notifications")
 
 Clock = Callable[[], datetime]
 ALERT_WEBHOOK = "ALERT_WEBHOOK_URL"  # the recipient shown for webhook rows (the URL is secret)
-
-__all__ = ["MissingFacts", "Notice", "NotificationService", "OutboxNotifier", "admin_alert"]
-
-
-class MailPort(Protocol):
-    def send(self, to: Sequence[str], subject: str, text: str,
-             html: str | None = None) -> None: ...
-
-
-class AlertPort(Protocol):
-    def post(self, text: str) -> None: ...
-
-
-class LinkPort(Protocol):
-    def url_for(self, tenant_id: str) -> str: ...
-
 
 def admin_alert(dedupe_key: str, subject: str, detail: str, *, tenant_id: str | None = None,
                 event_id: str | None = None) -> Notice:
@@ -94,7 +85,7 @@ class RecordOnlyNotifier:
 class OutboxNotifier:
     """The `Notifier`: renders at enqueue time and inserts once per dedupe key."""
 
-    def __init__(self, renderer: EmailRenderer, *, deliver_email: bool,
+    def __init__(self, renderer: NoticeRenderer, *, deliver_email: bool,
                  admin_emails: Sequence[str], alert_webhook: bool,
                  links: LinkPort | None, public_base_url: str) -> None:
         self.renderer = renderer
@@ -112,7 +103,7 @@ class OutboxNotifier:
         common: dict[str, Any] = {"dedupe_key": notice.dedupe_key, "kind": notice.kind,
                                   "detail": notice.detail, "tenant_id": notice.tenant_id,
                                   "event_id": notice.event_id}
-        spec = KINDS.get(notice.kind)
+        spec = self.renderer.spec(notice.kind)
         if spec is None:  # no templates: a fact for the console and the timeline only
             return repo.insert(**common, status="recorded", to_admin=notice.to_admin,
                                facts=jsonable(notice.facts) or None) is not None

@@ -18,30 +18,18 @@ import hmac
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Protocol
 from urllib.parse import quote, urlencode
 
 from ..adapters.db.models import utcnow
 from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
-from ..domain.errors import MeterbillError, NotFound
+from ..domain.errors import NotFound
+from ..ports.stripe import PortalPort
+from .errors import LinkRefused
 
 log = logging.getLogger("meterbill.notifications")
 
 Clock = Callable[[], datetime]
-
-
-class PortalPort(Protocol):
-    def create_session(self, customer_id: str, *, return_url: str | None,
-                       idempotency_key: str) -> str: ...
-
-
-class LinkRefused(MeterbillError):
-    """The link's signature is wrong or it has expired (403: the page says what to do)."""
-
-    status = 403
-    default_code = "invalid_link"
-
 
 def derive_secret(secret: str, purpose: str = "portal-links") -> bytes:
     """A key for one purpose from a longer-lived secret (the API token, or

@@ -45,8 +45,8 @@ from ..domain.errors import (
     StripeNotFound,
 )
 from ..domain.plans import Catalog, Plan, plan_change_direction
+from ..ports.stripe import StripePort, SubscriptionRecord
 from .customers import validate_tenant_id
-from .ports import StripePort, SubscriptionRecord
 from .tenant_access import Cause, TenantAccessService
 from .tenants import unknown_tenant
 from .views import PlanChangeView, SubscriptionView

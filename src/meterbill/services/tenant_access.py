@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -31,12 +31,10 @@ from ..adapters.db.repositories import SubscriptionRepository
 from ..adapters.db.timeline import TimelineEntry, TimelineRepository
 from ..domain.access import AccessDecision, AccessFacts, decide_access, settle
 from ..domain.dunning import GOOD_STANDING, Decision, DunningPolicy, DunningState, NoticeDue
+from ..ports.notify import Notice, Notifier
+from ..ports.stripe import SubscriptionRecord
+from ..ports.webhooks import InvoiceRecord
 from .access_webhooks import record_access_change, stored_access
-from .notify_ports import Notice, Notifier
-from .ports import SubscriptionRecord
-
-if TYPE_CHECKING:
-    from .webhooks.ports import InvoiceRecord
 
 log = logging.getLogger("meterbill.access")
 

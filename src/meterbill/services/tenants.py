@@ -9,7 +9,7 @@ from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
 from ..domain.access import AccessDecision
 from ..domain.errors import NotFound
-from .ports import StripePort
+from ..ports.stripe import StripePort
 from .tenant_access import TenantAccessService
 from .views import BillingSummary, TenantView
 

@@ -27,7 +27,7 @@ from ..domain.usage import (
     parse_event,
     whole_seconds,
 )
-from .usage_ports import UsageStore
+from ..ports.usage_store import UsageStore
 
 FileFormat = Literal["csv", "jsonl"]
 # Errors kept in a result; the rest are only counted, so a bad file cannot exhaust memory.

@@ -35,10 +35,10 @@ from ..adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLe
 from ..domain import usage_slots as slots
 from ..domain.errors import InvalidInput, MeterbillError
 from ..domain.plans import Catalog
+from ..ports.meters import MeterEventsPort
+from ..ports.usage_store import UsageStore
 from .tenants import unknown_tenant
-from .usage_ports import UsageStore
 from .usage_sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncService
-from .usage_sync_ports import MeterEventsPort
 
 log = logging.getLogger("meterbill.usage")
 

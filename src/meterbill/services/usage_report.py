@@ -18,8 +18,8 @@ from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
 from ..domain.errors import MeterbillError
 from ..domain.usage import PAST_WINDOW, UsageEvent, day_bounds, whole_seconds
+from ..ports.usage_store import UsageStore
 from .tenants import unknown_tenant
-from .usage_ports import UsageStore
 from .usage_sync import BILLED_METRIC, UsageSyncService
 
 

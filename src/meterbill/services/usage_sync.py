@@ -44,9 +44,9 @@ from ..domain import usage_slots as slots
 from ..domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavailable
 from ..domain.plans import Catalog
 from ..domain.usage import PAST_WINDOW, Metric, day_bounds
+from ..ports.meters import MeterEventsPort
+from ..ports.usage_store import UsageStore
 from .tenants import unknown_tenant
-from .usage_ports import UsageStore
-from .usage_sync_ports import MeterEventsPort
 
 log = logging.getLogger("meterbill.usage")
 

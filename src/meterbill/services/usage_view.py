@@ -38,8 +38,8 @@ from ..domain.usage import (
     usage_sentence,
     utc_day,
 )
+from ..ports.usage_store import UsageStore
 from .tenants import unknown_tenant
-from .usage_ports import UsageStore
 from .views import _View
 
 # A subscription in these states bills nothing more: its tenant has no plan for the view.

@@ -23,7 +23,7 @@ from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.config import Settings
 from meterbill.domain.dunning import KNOWN_NOTICES
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_settings

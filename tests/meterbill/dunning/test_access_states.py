@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from stripe_sandbox import Sandbox
 
 from ..webhooks.conftest import event_body, stripe_events

@@ -15,7 +15,7 @@ import stripe
 
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
-from meterbill.services.notify_ports import Notice
+from meterbill.ports.notify import Notice
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings

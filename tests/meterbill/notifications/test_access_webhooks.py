@@ -187,7 +187,7 @@ def test_a_webhook_handler_s_change_is_posted_right_after_its_commit(
         watched: Container, receiver: Receiver, sandbox: Sandbox,
         stripe_client: stripe.StripeClient) -> None:
     from meterbill.bootstrap.webhooks import build_webhooks
-    from meterbill.services.webhooks.ports import parse_event
+    from meterbill.ports.webhooks import parse_event
 
     from ..webhooks.conftest import ManualRunner, event_body, make_options, stripe_events
 

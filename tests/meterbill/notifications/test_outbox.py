@@ -13,8 +13,8 @@ from meterbill.adapters.db.migrate import current_revision, downgrade, upgrade
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.adapters.db.session import Database
 from meterbill.bootstrap import Container
-from meterbill.services.notifications import MissingFacts, admin_alert
-from meterbill.services.notify_ports import Notice
+from meterbill.ports.notify import MissingFacts, Notice
+from meterbill.services.notifications import admin_alert
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings

@@ -13,7 +13,8 @@ from fastapi.testclient import TestClient
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.api import create_app
-from meterbill.services.portal_links import LinkRefused, PortalLinks, derive_secret
+from meterbill.services.errors import LinkRefused
+from meterbill.services.portal_links import PortalLinks, derive_secret
 from stripe_sandbox import Sandbox
 
 from .conftest import add_tenant

@@ -11,11 +11,10 @@ from meterbill.adapters.email_templates import (
     KINDS,
     PROVIDED,
     EmailRenderer,
-    MissingFacts,
-    TemplateFailure,
     format_date,
     money,
 )
+from meterbill.ports.notify import MissingFacts, TemplateFailure
 
 PORTAL = "https://billing.example/billing/portal/acme?expires=1&sig=abc"
 

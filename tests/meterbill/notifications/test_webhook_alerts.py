@@ -14,8 +14,8 @@ from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from stripe_sandbox import Sandbox
 
 from ..smtp import SmtpServer

@@ -20,7 +20,7 @@ from meterbill.adapters.db.usage_ledger import UsageLedgerEntry
 from meterbill.adapters.stripe_meters import RetryPolicy, StripeMeters
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import UsageEvent
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 from meterbill.services.usage_reconcile import UsageReconciler
 from meterbill.services.usage_sync import SyncOptions, UsageSyncService
 from stripe_sandbox import Sandbox, SandboxHTTPClient

@@ -19,7 +19,7 @@ import pytest
 
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import build_webhooks
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 from meterbill.services.usage_sync import UsageSyncService
 from stripe_sandbox import Sandbox
 from stripe_sandbox.listing import public

@@ -17,7 +17,7 @@ import pytest
 from meterbill.adapters.usage import open_usage_store
 from meterbill.adapters.usage.duckdb_store import DuckDBUsageStore
 from meterbill.domain.usage import DailyTotal, UsageEvent, daily_buckets
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 
 from .clickhouse import needs_clickhouse
 

@@ -30,7 +30,7 @@ from meterbill.domain.usage import (
     parse_period,
     usage_sentence,
 )
-from meterbill.services.usage_ports import UsageStore
+from meterbill.ports.usage_store import UsageStore
 from meterbill.services.usage_view import UsageViewService
 
 from .clickhouse import needs_clickhouse

@@ -29,7 +29,7 @@ from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import install
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 from stripe_sandbox import Sandbox
 from stripe_sandbox.server import SandboxServer
 

@@ -10,8 +10,8 @@ from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from meterbill.services.webhooks.processor import WebhookProcessor
 
 from .conftest import fake_event

@@ -14,7 +14,7 @@ from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
 from meterbill.entrypoints.cli.context import CliContext
 from meterbill.entrypoints.cli.webhooks import parse_since, webhooks_app
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 
 from .conftest import Renewal, event_body, fake_event, inbox_rows, tenant_state
 

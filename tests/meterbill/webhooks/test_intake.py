@@ -19,8 +19,8 @@ from meterbill.adapters.tasks.celery_app import (
 )
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import build_webhooks
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 
 from .conftest import fake_event, inbox_rows, make_options, sign
 

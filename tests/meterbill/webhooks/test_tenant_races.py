@@ -11,8 +11,8 @@ from sqlalchemy import select, update
 from meterbill.adapters.db.models import Tenant
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
+from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
-from meterbill.services.webhooks.ports import parse_event
 from meterbill.services.webhooks.processor import CONFLICT_RUNS, ProcessResult
 
 from .conftest import fake_event

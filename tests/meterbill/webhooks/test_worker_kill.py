@@ -14,7 +14,7 @@ from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
 from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
-from meterbill.services.webhooks.ports import parse_event
+from meterbill.ports.webhooks import parse_event
 
 from .conftest import fake_event
 

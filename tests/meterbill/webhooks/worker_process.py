@@ -16,9 +16,8 @@ from typing import Any
 
 from meterbill.adapters.db.session import Database
 from meterbill.domain.plans import load_catalog
-from meterbill.services.webhooks.context import HandlerContext, InboxEvent
+from meterbill.services.webhooks.context import HandlerContext, InboxEvent, NoUsageFlush
 from meterbill.services.webhooks.options import WebhookOptions
-from meterbill.services.webhooks.ports import NoUsageFlush
 from meterbill.services.webhooks.processor import WebhookProcessor
 from meterbill.services.webhooks.sweep import due_rows
 

@@ -1,1 +1,1 @@
-"""Task runners behind `services.webhooks.ports.TaskRunner`: inline threads, or Celery."""
+"""Task runners behind `ports.tasks.TaskRunner`: inline threads, or Celery."""

@@ -15,7 +15,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
-    from ...services.usage_ports import UsageStore
+    from ...ports.usage_store import UsageStore
 
 __all__ = ["open_usage_store", "chunks", "epochs"]
 

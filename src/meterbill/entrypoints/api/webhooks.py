@@ -35,7 +35,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbill.bootstrap import Container
-from meterbill.services.webhooks.ports import InvalidSignature
+from meterbill.ports.webhooks import InvalidSignature
 
 from .errors import error_body
 

@@ -14,8 +14,9 @@ from typing import Any
 from ...adapters.db.inbox import InboxRepository, WebhookEvent
 from ...adapters.db.session import Database
 from ...domain.errors import Conflict, NotFound
+from ...ports.tasks import TaskRunner
+from ...ports.webhooks import StripeEventsPort
 from .intake import WebhookIntake
-from .ports import StripeEventsPort, TaskRunner
 
 
 @dataclass(frozen=True)

@@ -26,28 +26,17 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from ...adapters.db.models import Tenant
 from ...adapters.db.repositories import TenantRepository
 from ...domain.plans import Catalog
-from ..notify_ports import Notice, Notifier
-from .ports import DunningPort, StripeEventsPort, UsageFlushPort
-
-
-class StaleTenant(Exception):
-    """Another handler committed a decision about the tenant after this one read it."""
-
-
-class UnknownCustomer(Exception):
-    """The event names a Stripe customer no tenant has (yet): our own write may still be on its
-    way, so the processor retries for a while, then parks the event."""
-
-    def __init__(self, customer_id: str) -> None:
-        super().__init__(f"no tenant has Stripe customer {customer_id or '(none)'}")
-        self.customer_id = customer_id
+from ...ports.notify import MissingFacts, Notice, Notifier
+from ...ports.stripe import SubscriptionRecord
+from ...ports.webhooks import InvoiceRecord, StripeEventsPort
+from ..errors import StaleTenant, UnknownCustomer
 
 
 @dataclass(frozen=True)
@@ -152,7 +141,7 @@ class HandlerContext:
 
         Without `facts`, a kind whose templates need facts is recorded for the console only
         (never emailed); with them, a missing fact is the caller's error (`MissingFacts`)."""
-        from ..notifications import MissingFacts, RecordOnlyNotifier
+        from ..notifications import RecordOnlyNotifier
 
         notice = Notice(kind=kind, dedupe_key=dedupe_key, tenant_id=tenant_id, detail=detail,
                         facts=dict(facts or {}), event_id=event_id, to_admin=to_admin)
@@ -168,3 +157,46 @@ class HandlerContext:
     def note(self, text: str) -> None:
         """Say what the handler did; stored on the inbox row for `meterbill webhooks show`."""
         self.notes.append(text)
+
+
+# --- the seams handlers call: other services, not the outside world ---------------------------
+
+class DunningPort(Protocol):
+    """What payments, subscriptions and trials mean for the tenant (services/dunning.py).
+
+    Called inside the handler's transaction with the tenant's row, after the objects were
+    re-read from Stripe. It reads what else it needs from Stripe, then calls `ctx.claim()`
+    before its first write: the subscription copy, the tenant's access, timeline entries and
+    notices commit together with the event's handled mark. Each returns a note of what it
+    did."""
+
+    def on_invoice(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                   invoice: InvoiceRecord, subscription: SubscriptionRecord | None) -> str:
+        """`invoice` decides the tenant's payment state (the subscription's latest one);
+        `subscription` is its subscription as Stripe has it now."""
+        ...
+
+    def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                        record: SubscriptionRecord) -> str:
+        """A subscription of the tenant changed in Stripe: store it and decide again."""
+        ...
+
+    def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
+                          record: SubscriptionRecord) -> str:
+        """The trial ends soon and no payment method is on file: remind the customer."""
+        ...
+
+
+class UsageFlushPort(Protocol):
+    """Usage sync's part in invoicing (services/usage_sync.py)."""
+
+    def flush(self, customer_id: str, period_end: datetime) -> None:
+        """Report the period's remaining usage to Stripe before the draft invoice finalizes."""
+        ...
+
+
+class NoUsageFlush:
+    """A `UsageFlushPort` for wirings without usage sync: nothing to flush."""
+
+    def flush(self, customer_id: str, period_end: datetime) -> None:
+        return None

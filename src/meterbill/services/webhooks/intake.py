@@ -25,27 +25,21 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ...adapters.db.inbox import WebhookEvent
 from ...adapters.db.models import utcnow
 from ...adapters.db.session import Database
 from ...adapters.db.statements import conflict_insert
-from .ports import SignatureVerifier, StripeEventRecord, TaskRunner, VerifiedEvent, parse_event
+from ...ports.tasks import BatchTaskRunner, TaskRunner
+from ...ports.webhooks import SignatureVerifier, StripeEventRecord, VerifiedEvent, parse_event
 
 log = logging.getLogger("meterbill.webhooks")
 
 MAX_BATCH = 256
-
-
-@runtime_checkable
-class BatchTaskRunner(Protocol):
-    """A task runner that also takes many rows in one call (Celery: fewer messages)."""
-
-    def submit_many(self, row_ids: Sequence[int]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,13 @@ from ...adapters.db.models import utcnow
 from ...adapters.db.notifications import new_notice_ids
 from ...adapters.db.session import Database
 from ...domain.plans import Catalog
+from ...ports.notify import Notice, Notifier
+from ...ports.webhooks import StripeEventsPort
+from ..errors import LeaseLost, StaleTenant, UnknownCustomer
 from ..notifications import RecordOnlyNotifier, admin_alert
-from ..notify_ports import Notice, Notifier
-from .context import HandlerContext, InboxEvent, StaleTenant, UnknownCustomer
+from .context import DunningPort, HandlerContext, InboxEvent, UsageFlushPort
 from .handlers import HANDLERS, Handler
 from .options import WebhookOptions
-from .ports import DunningPort, StripeEventsPort, UsageFlushPort
 
 log = logging.getLogger("meterbill.webhooks")
 
@@ -45,10 +46,6 @@ Clock = Callable[[], datetime]
 # Runs of a handler per attempt when other handlers of the same tenant keep committing first;
 # the last run locks the tenant before reading Stripe (context.py).
 CONFLICT_RUNS = 3
-
-
-class LeaseLost(Exception):
-    """Another worker took the row while this one was handling it."""
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from ...adapters.db.inbox import InboxRepository
 from ...adapters.db.models import utcnow
 from ...adapters.db.session import Database
+from ...ports.tasks import TaskRunner
 from .options import WebhookOptions
-from .ports import TaskRunner
 
 log = logging.getLogger("meterbill.webhooks")
 

@@ -17,9 +17,9 @@ them now (both come in one request).
 
 from __future__ import annotations
 
-from ...ports import SubscriptionRecord
+from ....ports.stripe import SubscriptionRecord
+from ....ports.webhooks import InvoiceRecord
 from ..context import HandlerContext, InboxEvent
-from ..ports import InvoiceRecord
 
 
 def current_invoice(ctx: HandlerContext,

@@ -17,8 +17,6 @@ from typing import Protocol
 
 from ..domain.usage import DailyTotal, UsageEvent
 
-__all__ = ["DailyTotal", "UsageStore"]
-
 
 class UsageStore(Protocol):
     def insert(self, events: Iterable[UsageEvent]) -> int:

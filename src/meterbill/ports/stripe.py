@@ -1,7 +1,9 @@
-"""What services need from Stripe, as a Protocol, and the plain records it returns.
+"""What services need from Stripe's billing API, as Protocols, and the plain records it returns.
 
-Services depend on `StripePort`, never on the `stripe` package; `adapters.stripe_gateway`
-implements it. Every write takes an `idempotency_key` that the caller derives from our own ids.
+Services depend on `StripePort` (customers, subscriptions, catalog) and `PortalPort` (the
+customer billing portal), never on the `stripe` package; `adapters.stripe_gateway` and
+`adapters.stripe_portal` implement them, and `adapters.stripe_records` maps Stripe's JSON to
+these records. Every write takes an `idempotency_key` that the caller derives from our own ids.
 Errors come out as `meterbill.domain.errors` types (StripeUnavailable, StripeCardError, ...).
 """
 
@@ -149,3 +151,10 @@ class StripePort(Protocol):
     def create_price(self, definition: PriceDefinition, *, product_id: str,
                      meter_id: str | None, transfer_lookup_key: bool,
                      idempotency_key: str) -> PriceRecord: ...
+
+
+class PortalPort(Protocol):
+    def create_session(self, customer_id: str, *, return_url: str | None,
+                       idempotency_key: str) -> str:
+        """The URL of a new billing portal session for `customer_id` (it lives minutes)."""
+        ...

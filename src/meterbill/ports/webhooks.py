@@ -1,12 +1,11 @@
-"""What webhook processing needs from the outside, as Protocols, and the records it reads.
+"""Stripe's webhooks as services see them: the signature check, the objects events name
+(re-read from Stripe), and the records and the exception they exchange.
 
 - `SignatureVerifier`: checks `Stripe-Signature` (adapters.stripe_events, stripe-python's own
-  `WebhookSignature`); services never import `stripe`.
+  `WebhookSignature`); services never import `stripe`. `InvalidSignature` is its refusal.
 - `StripeEventsPort`: the current state of the objects events talk about, re-read from Stripe so
   that an old event cannot undo a newer state; and Stripe's event list for catch-up.
-- `TaskRunner`: runs `process(row_id)` later (inline thread pool, Celery).
-- `DunningPort` and `UsageFlushPort`: seams the dunning and usage issues implement
-  (`services.dunning.DunningService`; the usage default here does nothing).
+- `parse_event`: the envelope of an event body, for the verifier and for listed events alike.
 """
 
 from __future__ import annotations
@@ -15,13 +14,9 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from ..ports import SubscriptionRecord
-
-if TYPE_CHECKING:
-    from ...adapters.db.models import Tenant
-    from .context import HandlerContext, InboxEvent
+from .stripe import SubscriptionRecord
 
 
 class InvalidSignature(Exception):
@@ -126,50 +121,3 @@ class StripeEventsPort(Protocol):
     def list_events(self, *, since: datetime) -> Iterator[StripeEventRecord]:
         """Every event Stripe still has (30 days) created at or after `since`, oldest first."""
         ...
-
-
-class TaskRunner(Protocol):
-    def submit(self, row_id: int) -> None:
-        """Arrange for inbox row `row_id` to be processed soon. Call only after its commit."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class DunningPort(Protocol):
-    """What payments, subscriptions and trials mean for the tenant (services/dunning.py).
-
-    Called inside the handler's transaction with the tenant's row, after the objects were
-    re-read from Stripe. It reads what else it needs from Stripe, then calls `ctx.claim()`
-    before its first write: the subscription copy, the tenant's access, timeline entries and
-    notices commit together with the event's handled mark. Each returns a note of what it
-    did."""
-
-    def on_invoice(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                   invoice: InvoiceRecord, subscription: SubscriptionRecord | None) -> str:
-        """`invoice` decides the tenant's payment state (the subscription's latest one);
-        `subscription` is its subscription as Stripe has it now."""
-        ...
-
-    def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                        record: SubscriptionRecord) -> str:
-        """A subscription of the tenant changed in Stripe: store it and decide again."""
-        ...
-
-    def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                          record: SubscriptionRecord) -> str:
-        """The trial ends soon and no payment method is on file: remind the customer."""
-        ...
-
-
-class UsageFlushPort(Protocol):
-    def flush(self, customer_id: str, period_end: datetime) -> None:
-        """Report the period's remaining usage to Stripe before the draft invoice finalizes."""
-        ...
-
-
-class NoUsageFlush:
-    """The default until the usage issue plugs in its sync: nothing to flush."""
-
-    def flush(self, customer_id: str, period_end: datetime) -> None:
-        return None
