@@ -22,7 +22,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/mypy src/meterbill/domain src/meterbill/services
+	$(BIN)/mypy src/meterbill/domain src/meterbill/ports src/meterbill/services src/meterbill/bootstrap
 
 sandbox: $(STAMP)
 	$(BIN)/python -m stripe_sandbox --host $(HOST) --port 12111
