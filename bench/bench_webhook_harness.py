@@ -409,13 +409,16 @@ def counting_handler(effect_ms: float) -> Any:
 
 
 def webhook_options(spec: ServerSpec) -> Any:
-    from meterbill.services.webhooks.options import WebhookOptions
+    from meterbill.bootstrap.webhooks import webhook_options
+    from meterbill.config import Settings
 
     # The rate limiter runs (its cost is measured) but never refuses: every sender here
-    # shares one address.
-    return WebhookOptions(signing_secrets=(SECRET,), rate_limit_per_minute=10**9,
-                          task_runner=spec.runner, celery_broker_url=spec.broker,
-                          celery_queue=spec.queue, workers=spec.workers, **spec.options)
+    # shares one address. The sweep's interval is the worker's setting, not an option.
+    options = {k: v for k, v in spec.options.items() if k != "sweep_interval_seconds"}
+    return webhook_options(Settings(_env_file=None),  # type: ignore[call-arg]
+                           signing_secrets=(SECRET,), rate_limit_per_minute=10**9,
+                           task_runner=spec.runner, celery_broker_url=spec.broker,
+                           celery_queue=spec.queue, workers=spec.workers, **options)
 
 
 def handlers(spec: ServerSpec) -> Any:

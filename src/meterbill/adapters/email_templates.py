@@ -151,9 +151,6 @@ class EmailRenderer:
                                   "its subject block stays out of the body")
         self._checked.add(name)
 
-    def has(self, kind: str) -> bool:
-        return kind in KINDS
-
     def spec(self, kind: str) -> KindSpec | None:
         return KINDS.get(kind)
 

@@ -83,14 +83,12 @@ class RequestPacer:
 class MeterCallStats:
     requests: int = 0
     rate_limited: int = 0
-    slept_seconds: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def add(self, *, requests: int = 0, rate_limited: int = 0, slept: float = 0.0) -> None:
+    def add(self, *, requests: int = 0, rate_limited: int = 0) -> None:
         with self._lock:
             self.requests += requests
             self.rate_limited += rate_limited
-            self.slept_seconds += slept
 
 
 def retry_after_seconds(error: stripe.StripeError) -> float | None:
@@ -130,7 +128,6 @@ class StripeMeters:
                     with stripe_errors(action):
                         raise
                 wait = self.retry.delay(attempt, retry_after_seconds(error))
-                self.stats.add(slept=wait)
                 self.retry.sleep(wait)
             except stripe.StripeError:
                 with stripe_errors(action):

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 from ..adapters.db.session import Database
 from ..adapters.stripe_events import StripeEvents, StripeSignatureVerifier
 from ..adapters.tasks.inline import InlineTaskRunner
+from ..config import Settings
 from ..ports.tasks import TaskRunner
 from ..ports.webhooks import SignatureVerifier, StripeEventsPort
 from ..services.webhooks.admin import WebhookAdmin
 from ..services.webhooks.context import DunningPort, UsageFlushPort
 from ..services.webhooks.intake import WebhookIntake
-from ..services.webhooks.options import WebhookOptions, options_from_settings
+from ..services.webhooks.options import WebhookOptions, split_secrets
 from ..services.webhooks.processor import WebhookProcessor
 from ..services.webhooks.sweep import sweep
 
@@ -47,6 +48,28 @@ class WebhookComponents:
         self.runner.close()
 
 
+def webhook_options(settings: Settings, **overrides: Any) -> WebhookOptions:
+    """The webhook settings (`WEBHOOK_*`, `TASK_RUNNER`, `CELERY_BROKER_URL`, the signing
+    secrets of `STRIPE_WEBHOOK_SECRET`), with `overrides` on top."""
+    secret = settings.stripe_webhook_secret
+    values: dict[str, Any] = {
+        "signing_secrets": split_secrets(secret.get_secret_value() if secret else None),
+        "tolerance_seconds": settings.webhook_tolerance_seconds,
+        "max_body_bytes": settings.webhook_max_body_bytes,
+        "rate_limit_per_minute": settings.webhook_rate_limit_per_minute,
+        "max_attempts": settings.webhook_max_attempts,
+        "retry_base_seconds": settings.webhook_retry_base_seconds,
+        "unknown_customer_hours": settings.webhook_unknown_customer_hours,
+        "lease_seconds": settings.webhook_lease_seconds,
+        "sweep_after_seconds": settings.webhook_sweep_after_seconds,
+        "workers": settings.webhook_workers,
+        "task_runner": settings.task_runner,
+        "celery_broker_url": settings.celery_broker_url,
+    }
+    values.update(overrides)
+    return WebhookOptions(**values)
+
+
 def build_webhooks(container: Container, *, options: WebhookOptions | None = None,
                    runner: TaskRunner | None = None, stripe: StripeEventsPort | None = None,
                    verifier: SignatureVerifier | None = None,
@@ -55,7 +78,7 @@ def build_webhooks(container: Container, *, options: WebhookOptions | None = Non
     """Webhook processing on `container`'s database, Stripe, catalog, dunning and usage sync.
 
     Every keyword replaces one part (tests, the CLI's replay)."""
-    options = options or options_from_settings(container.settings)
+    options = options or webhook_options(container.settings)
     stripe = stripe or StripeEvents(container.gateway)
     verifier = verifier or StripeSignatureVerifier(options.signing_secrets,
                                                    options.tolerance_seconds)

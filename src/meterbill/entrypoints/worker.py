@@ -87,10 +87,9 @@ def run_worker(settings: Settings, queue: str, *, concurrency: int = 4, pool: st
 def _components(queue: str) -> Callable[[Container, Celery], WebhookComponents]:
     def wire(container: Container, app: Celery) -> WebhookComponents:
         from meterbill.adapters.tasks.celery_app import CeleryTaskRunner
-        from meterbill.bootstrap.webhooks import build_webhooks
-        from meterbill.services.webhooks.options import options_from_settings
+        from meterbill.bootstrap.webhooks import build_webhooks, webhook_options
 
-        options = options_from_settings(container.settings, celery_queue=queue)
+        options = webhook_options(container.settings, celery_queue=queue)
         return build_webhooks(container, options=options, runner=CeleryTaskRunner(app))
 
     return wire

@@ -176,13 +176,6 @@ class DunningService:
             return [timeline_view(r) for r in TimelineRepository(session).for_tenant(
                 tenant_id, limit)]
 
-    def state_of(self, tenant_id: str) -> str:
-        with self.db.session() as session:
-            tenant = TenantRepository(session).get(tenant_id)
-            if tenant is None:
-                raise unknown_tenant(tenant_id)
-            return dunning_state(session, tenant).state
-
     # --- the work ----------------------------------------------------------------------------
 
     def _settle(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,

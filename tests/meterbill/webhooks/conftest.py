@@ -21,7 +21,8 @@ from meterbill.adapters.db.inbox import InboxRepository, WebhookEvent
 from meterbill.adapters.db.models import Tenant
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.bootstrap import Container
-from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
+from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks, webhook_options
+from meterbill.config import Settings
 from meterbill.services.webhooks.options import WebhookOptions
 from meterbill.services.webhooks.processor import ProcessResult
 from stripe_sandbox import Sandbox
@@ -58,7 +59,7 @@ def make_options(**changes: Any) -> WebhookOptions:
                               "max_attempts": 3, "lease_seconds": 60.0,
                               "sweep_after_seconds": 0.0, "rate_limit_per_minute": 0}
     values.update(changes)
-    return WebhookOptions(**values)
+    return webhook_options(Settings(_env_file=None), **values)  # type: ignore[call-arg]
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from meterbill.adapters.db.session import Database
+from meterbill.bootstrap.webhooks import webhook_options
+from meterbill.config import Settings
 from meterbill.domain.plans import load_catalog
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent, NoUsageFlush
-from meterbill.services.webhooks.options import WebhookOptions
 from meterbill.services.webhooks.processor import WebhookProcessor
 from meterbill.services.webhooks.sweep import due_rows
 
@@ -32,7 +33,8 @@ def main(url: str, marker: str, mode: str) -> None:
             time.sleep(1)
         return f"handled by {mode}"
 
-    options = WebhookOptions(lease_seconds=0.5, sweep_after_seconds=0.0)
+    options = webhook_options(Settings(_env_file=None),  # type: ignore[call-arg]
+                              lease_seconds=0.5, sweep_after_seconds=0.0)
     db = Database(url)
     stripe: Any = None  # this handler never asks Stripe
     dunning: Any = None  # nor decides about a tenant

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, UTCDateTime, utcnow
 from .notifications import BillingNotice, NoticeRepository
-from .statements import rowcount, session_insert, status_counts
+from .statements import rowcount, status_counts
 
 __all__ = ["BillingNotice", "Claimed", "InboxRepository", "NoticeRepository", "WebhookEvent"]
 
@@ -81,20 +81,6 @@ class InboxRepository:
         self.session = session
 
     # --- intake ------------------------------------------------------------------------------
-
-    def insert_many(self, rows: Sequence[dict[str, Any]]) -> dict[str, int]:
-        """Store many events in one statement, skipping those already stored (or repeated in
-        `rows`); {event_id: row id} of the ones this call stored."""
-        if not rows:
-            return {}
-        table = WebhookEvent.__table__
-        now = utcnow()
-        values = [{"status": "received", "attempts": 0, "received_at": now, "handled_at": None,
-                   "note": None, **row}
-                  for row in {row["event_id"]: row for row in reversed(rows)}.values()]
-        statement = (session_insert(self.session, table).values(values).on_conflict_do_nothing()
-                     .returning(table.c.event_id, table.c.id))
-        return {event_id: row_id for event_id, row_id in self.session.execute(statement)}
 
     def get(self, row_id: int) -> WebhookEvent | None:
         return self.session.get(WebhookEvent, row_id)

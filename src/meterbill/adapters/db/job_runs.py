@@ -18,8 +18,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from .models import Base, UTCDateTime
 from .statements import rowcount, session_insert
 
-OUTCOMES = ("running", "ok", "failed", "skipped")
-
 
 class JobRun(Base):
     __tablename__ = "job_runs"
@@ -29,7 +27,7 @@ class JobRun(Base):
     name: Mapped[str] = mapped_column(String(64))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    outcome: Mapped[str] = mapped_column(String(16))
+    outcome: Mapped[str] = mapped_column(String(16))  # running, ok, failed, skipped
     counts: Mapped[str] = mapped_column(Text, default="{}")  # JSON: what the run did
     error: Mapped[str | None] = mapped_column(Text)
     runner: Mapped[str] = mapped_column(String(128))  # host:pid, or celery

@@ -44,7 +44,6 @@ STATUSES = ("pending", "sending", "sent", "failed", "held", "recorded")
 # session.info key: ids of the notices inserted in the session's transaction, for a sender to
 # deliver right after the commit.
 NEW_NOTICES = "meterbill.new_notice_ids"
-CHANNELS = ("email", "webhook")  # webhook: the admin alert URL (Slack-compatible)
 
 
 class BillingNotice(Base):
@@ -59,6 +58,7 @@ class BillingNotice(Base):
     detail: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # email, or webhook: the admin alert URL (Slack-compatible)
     channel: Mapped[str] = mapped_column(String(16), default="email")
     to_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     recipient: Mapped[str | None] = mapped_column(Text)  # comma-separated addresses, or a URL

@@ -62,9 +62,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from .models import Base, UTCDateTime, utcnow
 
-# pending: committed, the Stripe call not known to have succeeded; sent: Stripe has it;
-# failed: Stripe refused it (recorded nothing).
-STATES = ("pending", "sent", "failed")
+# A row's state: pending (committed, the Stripe call not known to have succeeded), sent
+# (Stripe has it) or failed (Stripe refused it, recorded nothing).
 COUNTED = ("pending", "sent")
 # Stripe dedupes idempotency keys and identifiers for 24 h; an hour of margin.
 DEDUPE_WINDOW = timedelta(hours=23)
@@ -170,13 +169,6 @@ class UsageLedgerRepository:
         rows = {row.id: row for row in self.session.scalars(in_range)}
         rows.update((row.id, row) for row in self.session.scalars(pending))
         return sorted(rows.values(), key=lambda r: (r.tenant_id, r.day, r.seq))
-
-    def max_seq(self, tenant_id: str, metric: str, day: date) -> int:
-        found = self.session.scalar(
-            select(func.max(UsageLedgerEntry.seq)).where(
-                UsageLedgerEntry.tenant_id == tenant_id, UsageLedgerEntry.metric == metric,
-                UsageLedgerEntry.day == day))
-        return int(found or 0)
 
     def add_pending(self, entries: Iterable[NewEntry], now: datetime | None = None
                     ) -> dict[str, int]:

@@ -115,9 +115,6 @@ class ServerRecord:
             time.sleep(0.05)
         return None
 
-    def alive(self) -> bool:
-        return self.path.exists() and self._held()
-
     def _held(self) -> bool:
         if fcntl is None:
             return _pid_alive(self.last().get("pid"))

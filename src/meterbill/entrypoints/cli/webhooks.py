@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from meterbill.bootstrap import Container
-from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
+from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks, webhook_options
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, key_values, note, print_json, show, table
@@ -31,9 +31,8 @@ _RELATIVE = re.compile(r"^(\d+)([dh])$")
 def _components(container: Container) -> Iterator[WebhookComponents]:
     """Webhook parts for one command; events run here unless TASK_RUNNER=celery."""
     from meterbill.adapters.tasks.inline import SyncTaskRunner
-    from meterbill.services.webhooks.options import options_from_settings
 
-    options = options_from_settings(container.settings)
+    options = webhook_options(container.settings)
     if options.task_runner == "celery":
         components = build_webhooks(container, options=options)
     else:
