@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import stripe
 
-from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
 from meterbill.webhooks_wiring import WebhookComponents, build_webhooks

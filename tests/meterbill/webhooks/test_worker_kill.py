@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
-from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 from meterbill.webhooks_wiring import WebhookComponents
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.webhooks_wiring import WebhookComponents, build_webhooks
 
 from .context import CliFailure, cli_context, reported
@@ -48,7 +49,7 @@ def _components(container: Container) -> Iterator[WebhookComponents]:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`2026-11-01`, `2026-11-01T12:00:00+00:00`, or relative: `3d`, `12h`."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     match = _RELATIVE.match(text.strip())
     if match:
         amount, unit = int(match.group(1)), match.group(2)
