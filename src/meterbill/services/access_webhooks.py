@@ -21,10 +21,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from ..adapters.db.models import Tenant
 from ..adapters.db.notifications import NoticeRepository
+from ..adapters.db.session import DbSession
 from ..domain.access import AccessDecision
 
 KIND = "tenant.access_changed"
@@ -62,7 +61,7 @@ def access_event(tenant: Tenant, before: Level, after: AccessDecision,
     }
 
 
-def record_access_change(session: Session, tenant: Tenant, before: Level,
+def record_access_change(session: DbSession, tenant: Tenant, before: Level,
                          after: AccessDecision, occurred_at: datetime) -> None:
     """One outbox row for the change, in the caller's transaction."""
     event_id = f"acc_{uuid.uuid4().hex}"

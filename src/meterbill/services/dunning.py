@@ -21,13 +21,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
-
-from ..adapters.db.models import Tenant, utcnow
+from ..adapters.db.models import Tenant
 from ..adapters.db.notifications import new_notice_ids
 from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database
+from ..adapters.db.session import Database, DbSession
 from ..adapters.db.timeline import TimelineEntry, TimelineRepository
+from ..domain.clock import Clock, utcnow
 from ..domain.dunning import (
     DunningPolicy,
     DunningState,
@@ -49,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("meterbill.dunning")
 
-Clock = Callable[[], datetime]
 # Statuses of a subscription whose latest invoice may be failing: a subscription event reads it.
 _OWING = frozenset({"past_due", "unpaid", "incomplete"})
 # A trial's first invoice covers the trial: its period ends when the trial does.
@@ -187,7 +185,8 @@ class DunningService:
         ctx.claim()
         notes = []
         if subscription is not None:
-            notes.append(store_subscription(ctx.session, ctx.catalog, tenant, subscription))
+            notes.append(store_subscription(ctx.session, ctx.catalog, tenant, subscription,
+                                            self.clock()))
         proposed = decide(self.policy, current, facts) if facts is not None else None
         if invoice is not None and invoice.status == "paid":
             self._record_payment(tenant, invoice)
@@ -259,7 +258,7 @@ def _amount(invoice: InvoiceRecord) -> int:
         else invoice.amount_due
 
 
-def _locked_tenant(session: Session, tenant_id: str) -> Tenant:
+def _locked_tenant(session: DbSession, tenant_id: str) -> Tenant:
     """The tenant's row, locked until commit, its `state_version` moved on: a manual step and
     a webhook handler of the same tenant take turns (a handler that read the tenant before
     this commits runs again on the new state; webhooks/context.py)."""

@@ -23,11 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, select
-
-from ..adapters.db.models import Subscription, Tenant
+from ..adapters.db.repositories import EntitlementRepository
 from ..adapters.db.session import Database
-from ..adapters.db.timeline import TimelineEntry
 from ..domain.access import AccessFacts, decide_access
 from ..domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
 from ..domain.plans import Catalog
@@ -36,18 +33,6 @@ from .tenants import unknown_tenant
 from .views import _View
 
 log = logging.getLogger("meterbill.entitlement")
-
-# The tenant's access columns, its subscription's period and its newest timeline entry.
-_LATEST_STATE = (select(TimelineEntry.to_state)
-                 .where(TimelineEntry.tenant_id == Tenant.tenant_id)
-                 .order_by(TimelineEntry.id.desc()).limit(1)
-                 .correlate(Tenant).scalar_subquery())
-_QUERY = (select(Tenant.payment_failures, Tenant.current_plan, Subscription.id,
-                 Subscription.status, Subscription.cancel_at_period_end,
-                 Subscription.current_period_start, Subscription.current_period_end,
-                 _LATEST_STATE.label("dunning_state"))
-          .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
-          .where(Tenant.tenant_id == bindparam("tenant_id")))
 
 Monotonic = Callable[[], float]
 _MAX_CACHED = 50_000  # entries; expired ones are dropped first when it fills
@@ -117,9 +102,7 @@ class EntitlementService:
         self.usage = usage
 
     def get(self, tenant_id: str) -> Entitlement:
-        # One Core statement on a plain connection: the ORM would cost more than the reads.
-        with self.db.engine.connect() as connection:
-            row = connection.execute(_QUERY, {"tenant_id": tenant_id}).first()
+        row = EntitlementRepository(self.db).facts(tenant_id)
         if row is None:
             raise unknown_tenant(tenant_id)
         # The stored facts, decided by the function the one writer of access used
@@ -128,7 +111,7 @@ class EntitlementService:
             subscription_status=row.status or "none",
             cancel_at_period_end=bool(row.cancel_at_period_end),
             dunning=DunningState(row.dunning_state or GOOD_STANDING, row.payment_failures or 0),
-            subscription_id=row.id)
+            subscription_id=row.subscription_id)
         decision = decide_access(self.policy, facts)
         plan_key = row.current_plan
         start, end = row.current_period_start, row.current_period_end

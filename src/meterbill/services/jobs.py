@@ -15,15 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ..adapters.db.job_runs import JobRun, JobRunRepository
-from ..adapters.db.models import utcnow
 from ..adapters.db.session import Database
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import NotFound
 from ..domain.schedule import Schedule
 from .views import _View
 
 log = logging.getLogger("meterbill.jobs")
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)

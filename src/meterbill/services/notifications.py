@@ -15,17 +15,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from ..adapters.db.models import utcnow
 from ..adapters.db.notifications import BillingNotice, NoticeRepository
-from ..adapters.db.session import Database
+from ..adapters.db.session import Database, DbSession
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import NotFound
 from ..ports.notify import (
     AlertPort,
@@ -40,7 +38,6 @@ from ..ports.notify import (
 
 log = logging.getLogger("meterbill.notifications")
 
-Clock = Callable[[], datetime]
 ALERT_WEBHOOK = "ALERT_WEBHOOK_URL"  # the recipient shown for webhook rows (the URL is secret)
 
 def admin_alert(dedupe_key: str, subject: str, detail: str, *, tenant_id: str | None = None,
@@ -75,7 +72,7 @@ def _first_sentence(text: str, limit: int = 120) -> str:
 class RecordOnlyNotifier:
     """Records notices without rendering or sending them (processors built without wiring)."""
 
-    def enqueue(self, session: Session, notice: Notice) -> bool:
+    def enqueue(self, session: DbSession, notice: Notice) -> bool:
         return NoticeRepository(session).insert(
             dedupe_key=notice.dedupe_key, kind=notice.kind, detail=notice.detail,
             tenant_id=notice.tenant_id, event_id=notice.event_id,
@@ -95,7 +92,7 @@ class OutboxNotifier:
         self.links = links
         self.public_base_url = public_base_url.rstrip("/")
 
-    def enqueue(self, session: Session, notice: Notice) -> bool:
+    def enqueue(self, session: DbSession, notice: Notice) -> bool:
         """Record `notice`; False when its key was there. `MissingFacts` when the notice
         lacks a fact its templates need (a caller's mistake, raised before anything is
         written)."""

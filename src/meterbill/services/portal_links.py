@@ -16,20 +16,18 @@ import base64
 import hashlib
 import hmac
 import logging
-from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote, urlencode
 
-from ..adapters.db.models import utcnow
 from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import NotFound
 from ..ports.stripe import PortalPort
 from .errors import LinkRefused
 
 log = logging.getLogger("meterbill.notifications")
 
-Clock = Callable[[], datetime]
 
 def derive_secret(secret: str, purpose: str = "portal-links") -> bytes:
     """A key for one purpose from a longer-lived secret (the API token, or

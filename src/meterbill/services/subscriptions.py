@@ -25,15 +25,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
-from sqlalchemy.orm import Session
-
-from ..adapters.db.models import Subscription, Tenant, utcnow
+from ..adapters.db.models import Subscription, Tenant
 from ..adapters.db.notifications import new_notice_ids
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
-from ..adapters.db.session import Database
+from ..adapters.db.session import Database, DbSession
 from ..domain.access import is_live
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import (
     ConfigurationError,
     Conflict,
@@ -83,7 +83,8 @@ def subscription_view(row: Subscription) -> SubscriptionView:
 class SubscriptionService:
     def __init__(self, db: Database, gateway: StripePort, catalog: Catalog,
                  policy: SubscriptionPolicy | None = None, *, access: TenantAccessService,
-                 on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
+                 on_notices: Callable[[Sequence[int]], object] | None = None,
+                 clock: Clock = utcnow) -> None:
         self.db = db
         self.gateway = gateway
         self.catalog = catalog
@@ -91,6 +92,7 @@ class SubscriptionService:
         self.access = access  # writes the tenant's access from what Stripe answered
         # Called with the ids of the notices a change recorded (a cancellation), after commit.
         self.on_notices = on_notices
+        self.clock = clock  # stamps our rows' updated_at
 
     # --- create ------------------------------------------------------------------------------
 
@@ -216,9 +218,9 @@ class SubscriptionService:
             tenant = tenants.get(tenant_id)
             assert tenant is not None
             tenants.lock(tenant)
-            apply_subscription_record(row, tenant, record)
+            apply_subscription_record(row, tenant, record, self.clock())
             self._decide_access(session, tenant, record)
-            session.flush()
+            subscriptions.flush()
             view = subscription_view(row)
             notices = list(new_notice_ids(session))
         self._notices_committed(notices)
@@ -356,7 +358,7 @@ class SubscriptionService:
         return next((p for p in self.catalog if p.key == key), None)
 
     @staticmethod
-    def _row(session: Session, subscription_id: str) -> Subscription:
+    def _row(session: DbSession, subscription_id: str) -> Subscription:
         row = SubscriptionRepository(session).get(subscription_id)
         if row is None:
             raise NotFound(f"Unknown subscription: {subscription_id}", field="subscription_id",
@@ -385,15 +387,15 @@ class SubscriptionService:
                 row.pending_plan, row.pending_plan_at = None, None
             if bump:
                 row.revision += 1
-            apply_subscription_record(row, tenant, record)
+            apply_subscription_record(row, tenant, record, self.clock())
             self._decide_access(session, tenant, record)
-            session.flush()
+            SubscriptionRepository(session).flush()
             view = subscription_view(row)
             notices = list(new_notice_ids(session))
         self._notices_committed(notices)
         return view
 
-    def _decide_access(self, session: Session, tenant: Tenant,
+    def _decide_access(self, session: DbSession, tenant: Tenant,
                        record: SubscriptionRecord) -> None:
         """The tenant's access on the stored facts, as the webhook for this change would set
         it (a cancellation now is recorded now, once). The caller locked the row and moved
@@ -413,8 +415,8 @@ def follows(tenant: Tenant, subscription_id: str) -> bool:
         or not is_live(tenant.billing_status)
 
 
-def apply_subscription_record(row: Subscription, tenant: Tenant,
-                              record: SubscriptionRecord) -> bool:
+def apply_subscription_record(row: Subscription, tenant: Tenant, record: SubscriptionRecord,
+                              now: datetime) -> bool:
     """Copy Stripe's subscription onto our row, and make it the tenant's current one when it
     `follows`; True then. Access is not written here: the caller decides it afterwards
     (tenant_access.py) on the facts this stored."""
@@ -425,11 +427,11 @@ def apply_subscription_record(row: Subscription, tenant: Tenant,
     row.cancel_at_period_end = record.cancel_at_period_end
     row.canceled_at = record.canceled_at
     row.latest_invoice = record.latest_invoice
-    row.updated_at = utcnow()
+    row.updated_at = now
     if follows(tenant, row.id):
         tenant.stripe_subscription_id = row.id
         tenant.current_plan = row.plan_type
-        tenant.updated_at = utcnow()
+        tenant.updated_at = now
         return True
     return False
 
@@ -446,8 +448,8 @@ def plan_of(catalog: Catalog, record: SubscriptionRecord, fallback: str | None) 
     return fallback
 
 
-def store_subscription(session: Session, catalog: Catalog, tenant: Tenant,
-                       record: SubscriptionRecord) -> str:
+def store_subscription(session: DbSession, catalog: Catalog, tenant: Tenant,
+                       record: SubscriptionRecord, now: datetime) -> str:
     """Copy a subscription Stripe told us about (a webhook) onto our rows; a note of it."""
     repo = SubscriptionRepository(session)
     row = repo.get(record.id)
@@ -458,10 +460,10 @@ def store_subscription(session: Session, catalog: Catalog, tenant: Tenant,
         row = repo.add(Subscription(
             id=record.id, tenant_id=tenant.tenant_id, customer_id=record.customer_id,
             plan_type=plan, status=record.status, revision=0, cancel_at_period_end=False,
-            created_at=utcnow(), updated_at=utcnow()))
+            created_at=now, updated_at=now))
     elif plan is not None:
         row.plan_type = plan
-    if apply_subscription_record(row, tenant, record):
+    if apply_subscription_record(row, tenant, record, now):
         return (f"subscription {record.id} {record.status}, plan {row.plan_type}, "
                 f"cancel_at_period_end={record.cancel_at_period_end}")
     return (f"subscription {record.id} {record.status} recorded; tenant {tenant.tenant_id} "

@@ -19,17 +19,17 @@ facts (`facts`), so they always agree with the columns this writes and with the 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from ..adapters.db.models import Tenant, utcnow
+from ..adapters.db.models import Tenant
 from ..adapters.db.repositories import SubscriptionRepository
+from ..adapters.db.session import DbSession
 from ..adapters.db.timeline import TimelineEntry, TimelineRepository
 from ..domain.access import AccessDecision, AccessFacts, decide_access, settle
+from ..domain.clock import Clock, utcnow
 from ..domain.dunning import GOOD_STANDING, Decision, DunningPolicy, DunningState, NoticeDue
 from ..ports.notify import Notice, Notifier
 from ..ports.stripe import SubscriptionRecord
@@ -37,8 +37,6 @@ from ..ports.webhooks import InvoiceRecord
 from .access_webhooks import record_access_change, stored_access
 
 log = logging.getLogger("meterbill.access")
-
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ class AccessChange:
         return f"{t.from_state} → {t.to_state}: {t.detail}"
 
 
-def dunning_state(session: Session, tenant: Tenant) -> DunningState:
+def dunning_state(session: DbSession, tenant: Tenant) -> DunningState:
     """The tenant's dunning state: the newest timeline entry (good standing without one)."""
     latest = TimelineRepository(session).latest(tenant.tenant_id)
     if latest is None:
@@ -87,7 +85,7 @@ class TenantAccessService:
         # Record `tenant.access_changed` rows (only when ACCESS_WEBHOOK_URL is set).
         self.access_events = access_events
 
-    def facts(self, session: Session, tenant: Tenant,
+    def facts(self, session: DbSession, tenant: Tenant,
               dunning: DunningState | None = None) -> AccessFacts:
         """The stored facts: the tenant's current subscription as our copy has it, and its
         dunning state (`dunning`, when the caller just decided a new one)."""
@@ -99,11 +97,11 @@ class TenantAccessService:
             dunning=dunning if dunning is not None else dunning_state(session, tenant),
             subscription_id=row.id if row is not None else None)
 
-    def current(self, session: Session, tenant: Tenant) -> AccessDecision:
+    def current(self, session: DbSession, tenant: Tenant) -> AccessDecision:
         """What the tenant may use now (the readers' answer)."""
         return decide_access(self.policy, self.facts(session, tenant))
 
-    def apply(self, session: Session, tenant: Tenant, facts: AccessFacts, cause: Cause,
+    def apply(self, session: DbSession, tenant: Tenant, facts: AccessFacts, cause: Cause,
               proposed: Decision | None = None) -> AccessChange:
         """Decide on `facts` and write the result; `proposed` is the dunning policy's (or the
         operator's) decision that `facts.dunning` comes from. The caller owns the transaction
@@ -120,7 +118,7 @@ class TenantAccessService:
         tenant.suspended_at = (tenant.suspended_at or now) \
             if decision.billing_status == "suspended" else None
         tenant.payment_failures = record.state.failures
-        tenant.updated_at = utcnow()
+        tenant.updated_at = now
         # A transition the facts forced (cancellation, a paused trial, a new subscription) is
         # about the subscription, not an invoice: its key and facts are the same whichever
         # event found it first.

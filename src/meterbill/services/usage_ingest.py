@@ -12,10 +12,10 @@ import json
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import InvalidInput
 from ..domain.usage import (
     FIELDS,
@@ -81,16 +81,12 @@ class IngestProgress:
 ProgressCallback = Callable[[IngestProgress], None]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class UsageIngestService:
     def __init__(
         self,
         store: UsageStore,
         known_tenants: Callable[[Collection[str]], set[str]],
-        clock: Callable[[], datetime] = _utcnow,
+        clock: Clock = utcnow,
         *,
         chunk_size: int = MAX_BATCH,
     ) -> None:

@@ -21,18 +21,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
-from sqlalchemy import select
-
-from ..adapters.db.models import Subscription, Tenant
+from ..adapters.db.repositories import TenantRepository
 from ..adapters.db.session import Database
 from ..adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLedgerRepository
 from ..domain import usage_slots as slots
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import InvalidInput, MeterbillError
 from ..domain.plans import Catalog
 from ..ports.meters import MeterEventsPort
@@ -43,10 +42,6 @@ from .usage_sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageS
 log = logging.getLogger("meterbill.usage")
 
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -105,8 +100,7 @@ def month_window(period: str) -> tuple[datetime, datetime]:
 class UsageReconciler:
     def __init__(self, db: Database, store: UsageStore, meters: MeterEventsPort,
                  catalog: Catalog, options: SyncOptions | None = None, *,
-                 clock: Callable[[], datetime] = _utcnow,
-                 wall: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Clock = utcnow, wall: Clock = utcnow) -> None:
         self.db = db
         self.store = store
         self.meters = meters
@@ -151,26 +145,17 @@ class UsageReconciler:
         return report
 
     def _targets(self, wanted: list[str] | None
-                 ) -> Iterator[tuple[str, str, Any, Any]]:
-        query = (select(Tenant.tenant_id, Tenant.stripe_customer_id,
-                        Subscription.current_period_start, Subscription.current_period_end)
-                 .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
-                 .where(Tenant.stripe_customer_id.is_not(None),
-                        Subscription.overage_price_id.is_not(None),
-                        Subscription.status.in_(BILLABLE))
-                 .order_by(Tenant.tenant_id))
-        if wanted is not None:
-            query = query.where(Tenant.tenant_id.in_(wanted))
+                 ) -> Iterator[tuple[str, str, datetime | None, datetime | None]]:
         with self.db.session() as session:
-            rows = session.execute(query).all()
+            tenants = TenantRepository(session)
+            rows = tenants.metered(BILLABLE, tenant_ids=wanted)
             if wanted is not None:
-                known = set(session.scalars(select(Tenant.tenant_id)
-                                            .where(Tenant.tenant_id.in_(wanted))))
+                known = tenants.existing_ids(wanted)
                 missing = [t for t in wanted if t not in known]
                 if missing:
                     raise unknown_tenant(missing[0])
         for row in rows:
-            yield row[0], str(row[1]), row[2], row[3]
+            yield row.tenant_id, row.customer_id, row.period_start, row.period_end
 
     def _check(self, check: TenantReconciliation, meter_id: str) -> None:
         if check.status == "skipped":

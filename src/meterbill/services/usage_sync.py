@@ -28,9 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
-from ..adapters.db.models import Subscription, Tenant
+from ..adapters.db.repositories import MeteredTenant, TenantRepository
 from ..adapters.db.session import Database
 from ..adapters.db.usage_ledger import (
     COUNTED,
@@ -41,6 +39,7 @@ from ..adapters.db.usage_ledger import (
     UsageLedgerRepository,
 )
 from ..domain import usage_slots as slots
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavailable
 from ..domain.plans import Catalog
 from ..domain.usage import PAST_WINDOW, Metric, day_bounds
@@ -55,28 +54,11 @@ BILLED_METRIC: Metric = "queries"
 BILLABLE = ("incomplete", "trialing", "active", "past_due", "unpaid", "paused", "canceled")
 STATUS_ORDER = ("unchanged", "skipped", "sent", "corrected", "failed")
 
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class SyncOptions:
     concurrency: int = 8
     chunk_size: int = 500
-
-
-@dataclass(frozen=True)
-class Target:
-    tenant_id: str
-    customer_id: str
-    subscription_id: str
-    status: str
-    period_start: datetime | None
-    period_end: datetime | None
-    canceled_at: datetime | None
 
 
 @dataclass(slots=True)
@@ -171,7 +153,7 @@ class _StaleGroup:
 
 @dataclass
 class _Job:
-    target: Target
+    target: MeteredTenant
     result: TenantResult
     resend: list[_Send] = field(default_factory=list)
     stale: list[_StaleGroup] = field(default_factory=list)
@@ -181,7 +163,7 @@ class _Job:
 class UsageSyncService:
     def __init__(self, db: Database, store: UsageStore, meters: MeterEventsPort,
                  catalog: Catalog, options: SyncOptions | None = None, *,
-                 clock: Clock = _utcnow, wall: Clock = _utcnow) -> None:
+                 clock: Clock = utcnow, wall: Clock = utcnow) -> None:
         self.db = db
         self.store = store
         self.meters = meters
@@ -241,8 +223,7 @@ class UsageSyncService:
         partial day included) before its draft invoice finalizes. Raises when a retry could
         help (the webhook is then retried); logs an admin alert for what it cannot send."""
         with self.db.session() as session:
-            tenant_id = session.scalar(
-                select(Tenant.tenant_id).where(Tenant.stripe_customer_id == customer_id))
+            tenant_id = TenantRepository(session).tenant_id_for_customer(customer_id)
         if tenant_id is None:
             return
         period_end = period_end.astimezone(UTC)
@@ -260,67 +241,46 @@ class UsageSyncService:
 
     def count_targets(self, tenants: Collection[str] | None = None) -> int:
         """How many tenants a sync would go through (for a progress bar)."""
-        query = (select(func.count()).select_from(Tenant)
-                 .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
-                 .where(Tenant.stripe_customer_id.is_not(None),
-                        Subscription.overage_price_id.is_not(None),
-                        Subscription.status.in_(BILLABLE)))
-        if tenants is not None:
-            query = query.where(Tenant.tenant_id.in_(sorted(set(tenants))))
+        wanted = None if tenants is None else sorted(set(tenants))
         with self.db.session() as session:
-            return int(session.scalar(query) or 0)
+            return TenantRepository(session).count_metered(BILLABLE, wanted)
 
     def _check_tenants(self, wanted: list[str], report: SyncReport,
                        on_result: Callable[[TenantResult], None] | None) -> None:
         with self.db.session() as session:
-            rows = session.execute(
-                select(Tenant.tenant_id, Tenant.stripe_customer_id, Subscription.id,
-                       Subscription.overage_price_id, Subscription.status)
-                .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
-                .where(Tenant.tenant_id.in_(wanted))).all()
-        known = {row[0]: row for row in rows}
+            known = TenantRepository(session).metering_facts(wanted)
         for tenant_id in wanted:
-            row = known.get(tenant_id)
-            if row is None:
+            facts = known.get(tenant_id)
+            if facts is None:
                 raise unknown_tenant(tenant_id)
             reason = None
-            if not row[1]:
+            if not facts.customer_id:
                 reason = "no Stripe customer"
-            elif not row[2] or not row[3]:
+            elif not facts.subscription_id or not facts.overage_price_id:
                 reason = "no subscription with a metered price"
-            elif row[4] not in BILLABLE:
-                reason = f"subscription is {row[4]}"
+            elif facts.status not in BILLABLE:
+                reason = f"subscription is {facts.status}"
             if reason:
                 skipped = TenantResult(tenant_id, "skipped", reason=reason)
                 report.add(skipped)
                 if on_result:
                     on_result(skipped)
 
-    def _targets(self, wanted: list[str] | None) -> Iterator[list[Target]]:
+    def _targets(self, wanted: list[str] | None) -> Iterator[list[MeteredTenant]]:
         """Billable tenants in chunks, by tenant id (keyset pages: no offset scans)."""
         after = ""
         while True:
-            query = (select(Tenant.tenant_id, Tenant.stripe_customer_id, Subscription.id,
-                            Subscription.status, Subscription.current_period_start,
-                            Subscription.current_period_end, Subscription.canceled_at)
-                     .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
-                     .where(Tenant.stripe_customer_id.is_not(None),
-                            Subscription.overage_price_id.is_not(None),
-                            Subscription.status.in_(BILLABLE), Tenant.tenant_id > after)
-                     .order_by(Tenant.tenant_id).limit(self.options.chunk_size))
-            if wanted is not None:
-                query = query.where(Tenant.tenant_id.in_(wanted))
             with self.db.session() as session:
-                rows = session.execute(query).all()
-            if not rows:
+                chunk = TenantRepository(session).metered(
+                    BILLABLE, tenant_ids=wanted, after=after, limit=self.options.chunk_size)
+            if not chunk:
                 return
-            yield [Target(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6])
-                   for row in rows]
-            after = rows[-1][0]
+            yield chunk
+            after = chunk[-1].tenant_id
 
     # --- planning (main thread: the database and the store) --------------------------------
 
-    def _prepare(self, chunk: list[Target], plan: _Plan) -> list[_Job]:
+    def _prepare(self, chunk: list[MeteredTenant], plan: _Plan) -> list[_Job]:
         first = min(plan.first_day(t) for t in chunk)
         ids = [t.tenant_id for t in chunk]
         start, _ = day_bounds(first)
@@ -559,7 +519,7 @@ class _Plan:
     extra_boundaries: tuple[datetime, ...]
     now: datetime
 
-    def first_day(self, target: Target) -> date:
+    def first_day(self, target: MeteredTenant) -> date:
         """Where this tenant's slots start: the run's first day, or its open period's first
         day (never beyond Stripe's 35 days: older usage is asked for with `--since`)."""
         if self.open_periods and target.period_start is not None:

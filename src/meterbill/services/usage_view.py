@@ -18,12 +18,12 @@ price × units, rounded half up, as Stripe rounds a line item). The projection i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ..adapters.db.session import Database
+from ..domain.clock import Clock, utcnow
 from ..domain.errors import UnknownPlan
 from ..domain.plans import Catalog, Plan
 from ..domain.usage import (
@@ -115,13 +115,9 @@ class _TenantFacts:
     period_end: datetime | None
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class UsageViewService:
     def __init__(self, db: Database, store: UsageStore, catalog: Catalog,
-                 clock: Callable[[], datetime] = _utcnow) -> None:
+                 clock: Clock = utcnow) -> None:
         self.db = db
         self.store = store
         self.catalog = catalog

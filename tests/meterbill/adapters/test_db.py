@@ -112,6 +112,6 @@ def test_sqlite_parent_directory_is_created(tmp_path: Path,
 
 
 def test_utc_now_default_is_aware() -> None:
-    from meterbill.adapters.db.models import utcnow
+    from meterbill.domain.clock import utcnow
 
     assert utcnow().tzinfo is UTC

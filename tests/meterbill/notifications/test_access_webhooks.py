@@ -15,11 +15,12 @@ import pytest
 import stripe
 from sqlalchemy import select
 
-from meterbill.adapters.db.models import Tenant, utcnow
+from meterbill.adapters.db.models import Tenant
 from meterbill.adapters.db.notifications import BillingNotice
 from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.adapters.outgoing_webhooks import SIGNATURE_HEADER
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.services.access_webhooks import CHANNEL, KIND
 from stripe_sandbox import Sandbox
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 import stripe
 
-from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.adapters.mailer import InvalidSmtpUrl, SmtpConfig
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.services.notifications import NotificationSender, admin_alert
 from stripe_sandbox import Sandbox
 

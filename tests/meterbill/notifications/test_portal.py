@@ -10,8 +10,8 @@ import pytest
 import stripe
 from fastapi.testclient import TestClient
 
-from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 from meterbill.entrypoints.api import create_app
 from meterbill.services.errors import LinkRefused
 from meterbill.services.portal_links import PortalLinks, derive_secret

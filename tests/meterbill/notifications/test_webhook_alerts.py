@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import stripe
 
-from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
 from stripe_sandbox import Sandbox

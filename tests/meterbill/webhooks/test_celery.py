@@ -23,10 +23,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from meterbill.adapters.db.inbox import WebhookEvent
-from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.tasks.celery_app import CeleryTaskRunner
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import build_webhooks
+from meterbill.domain.clock import utcnow
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.api.webhooks import install
 from meterbill.ports.webhooks import parse_event

@@ -7,9 +7,9 @@ from datetime import timedelta
 from typing import Any
 
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
-from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 from meterbill.services.webhooks.context import HandlerContext, InboxEvent
 from meterbill.services.webhooks.processor import WebhookProcessor

@@ -10,10 +10,10 @@ import pytest
 import stripe
 
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
-from meterbill.adapters.db.models import utcnow
 from meterbill.adapters.db.repositories import SubscriptionRepository
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 from stripe_sandbox import Sandbox
 

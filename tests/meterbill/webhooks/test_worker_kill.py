@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 from meterbill.adapters.db.inbox import InboxRepository, NoticeRepository
-from meterbill.adapters.db.models import utcnow
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents
+from meterbill.domain.clock import utcnow
 from meterbill.ports.webhooks import parse_event
 
 from .conftest import fake_event

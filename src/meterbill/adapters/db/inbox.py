@@ -13,7 +13,7 @@ The notices handlers record (`billing_notices`, the notification outbox) live in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,11 +30,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .models import Base, UTCDateTime, utcnow
+from ...domain.clock import utcnow
+from ...ports.webhooks import VerifiedEvent
+from .models import Base, UTCDateTime
 from .notifications import BillingNotice, NoticeRepository
-from .statements import rowcount, status_counts
+from .session import Database
+from .statements import conflict_insert, rowcount, status_counts
 
-__all__ = ["BillingNotice", "Claimed", "InboxRepository", "NoticeRepository", "WebhookEvent"]
+__all__ = ["BillingNotice", "Claimed", "InboxRepository", "InboxWriter", "NoticeRepository",
+           "WebhookEvent"]
 
 # received: stored, not yet tried; processing: claimed by a worker (see claimed_until);
 # handled / ignored: done; failed: an attempt failed, retried at next_attempt_at;
@@ -74,6 +78,51 @@ class Claimed:
     payload: str
     attempts: int  # including this one
     received_at: datetime
+
+
+class InboxWriter:
+    """The webhook endpoint's INSERT, run on a connection and transaction of its own (the
+    intake's writer thread commits each batch before any answer goes out).
+
+    One statement per database, INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, id, built
+    once and run with a batch's rows as parameters (SQLAlchemy's "insertmanyvalues" sends them
+    as multi-row INSERTs), so its SQL is compiled once: compiling a fresh multi-row VALUES
+    clause for every batch was the writer's largest cost (bench/bench_webhook_ack.py). Whether
+    a row was stored is read from RETURNING; the unique event id makes a repeat a no-op."""
+
+    def __init__(self) -> None:
+        self._statements: dict[str, Any] = {}  # per database dialect
+
+    def insert(self, db: Database, events: Sequence[VerifiedEvent], *,
+               handled: Callable[[str], bool], now: datetime) -> dict[str, int]:
+        """Store the events not stored yet in `db` and commit; {event_id: row id} of those this
+        call stored (a repeat, already stored or earlier in `events`, is left out). An event of
+        a type nobody handles (`handled` says False) is stored `ignored`, done at once."""
+        rows: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for e in events:
+            if e.id in seen:
+                continue
+            seen.add(e.id)
+            wanted = handled(e.type)
+            rows.append({"event_id": e.id, "type": e.type, "created": e.created,
+                         "payload": e.payload, "object_id": e.object_id,
+                         "status": "received" if wanted else "ignored", "attempts": 0,
+                         "received_at": now, "handled_at": None if wanted else now,
+                         "note": None if wanted else f"no handler for {e.type}"})
+        with db.engine.begin() as connection:
+            dialect = connection.dialect.name
+            statement = self._statements.get(dialect)
+            if statement is None:  # built once: SQLAlchemy then reuses its compiled SQL
+                statement = self._statements[dialect] = self._statement(dialect)
+            result = connection.execute(statement, rows)
+            return {event_id: row_id for event_id, row_id in result}
+
+    @staticmethod
+    def _statement(dialect: str) -> Any:
+        table: Any = WebhookEvent.__table__
+        return conflict_insert(dialect, table).on_conflict_do_nothing(
+            index_elements=["event_id"]).returning(table.c.event_id, table.c.id)
 
 
 class InboxRepository:

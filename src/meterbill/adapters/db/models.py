@@ -17,6 +17,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from ...domain.clock import utcnow
+
 # Stable constraint names, so migrations can refer to them on every database.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -59,10 +61,6 @@ def load_all_models() -> None:
 
     for module in pkgutil.iter_modules(db.__path__):
         importlib.import_module(f"{db.__name__}.{module.name}")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):

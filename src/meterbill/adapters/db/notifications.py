@@ -37,7 +37,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .models import Base, UTCDateTime, utcnow
+from ...domain.clock import utcnow
+from .models import Base, UTCDateTime
 from .statements import rowcount, session_insert, status_counts
 
 STATUSES = ("pending", "sending", "sent", "failed", "held", "recorded")

@@ -1,4 +1,5 @@
-"""Queries over the tables, one repository per aggregate, each bound to a session.
+"""Queries over the tenants and their subscriptions, one repository per aggregate, each bound to
+a session; and the entitlement's read, which runs on a connection of its own.
 
 Writes that must be safe under concurrency are single statements the database arbitrates:
 insert-or-ignore on a unique key, and compare-and-set updates that report whether they won.
@@ -6,14 +7,19 @@ insert-or-ignore on a unique key, and compare-and-set updates that report whethe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from .models import Subscription, Tenant, utcnow
+from ...domain.clock import utcnow
+from .models import Subscription, Tenant
+from .session import Database
 from .statements import rowcount, session_insert
+from .timeline import TimelineEntry
 
 # Ids per `IN (...)` list: well under every database's bound-parameter limit.
 _IN_CHUNK = 500
@@ -27,9 +33,41 @@ def _insert_ignoring_conflicts(session: Session, table: Any, values: dict[str, A
     return result.first() is not None
 
 
-class TenantRepository:
+class _Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def flush(self) -> None:
+        """Send the session's pending writes now, inside its transaction (column defaults are
+        filled in, row locks taken), instead of at the next query or the commit."""
+        self.session.flush()
+
+
+@dataclass(frozen=True)
+class MeteredTenant:
+    """A tenant whose current subscription has a metered price: what usage sync reports and
+    reconciliation checks."""
+
+    tenant_id: str
+    customer_id: str
+    subscription_id: str
+    status: str
+    period_start: datetime | None
+    period_end: datetime | None
+    canceled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MeteringFacts:
+    """What decides whether a tenant's usage can be reported (None: it has none)."""
+
+    customer_id: str | None
+    subscription_id: str | None
+    overage_price_id: str | None
+    status: str | None
+
+
+class TenantRepository(_Repository):
 
     def get(self, tenant_id: str, *, for_update: bool = False) -> Tenant | None:
         query = select(Tenant).where(Tenant.tenant_id == tenant_id)
@@ -84,11 +122,13 @@ class TenantRepository:
 
     def advance_state_version(self, row_id: int, expected: int) -> bool:
         """Compare-and-set: bump the tenant's `state_version` if it is still `expected`
-        (which locks the row until commit)."""
-        result = self.session.execute(
-            update(Tenant).where(Tenant.id == row_id, Tenant.state_version == expected)
-            .values(state_version=expected + 1)
-            .execution_options(synchronize_session=False))
+        (which locks the row until commit). The session's pending ORM writes are not flushed
+        first: they follow the claim, not precede it (services/webhooks/context.py)."""
+        with self.session.no_autoflush:
+            result = self.session.execute(
+                update(Tenant).where(Tenant.id == row_id, Tenant.state_version == expected)
+                .values(state_version=expected + 1)
+                .execution_options(synchronize_session=False))
         return rowcount(result) == 1
 
     def state_version(self, row_id: int) -> int | None:
@@ -105,10 +145,59 @@ class TenantRepository:
         return rowcount(result) == 1
 
 
-class SubscriptionRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    # --- usage sync and reconciliation: tenants with a metered subscription -------------------
 
+    def tenant_id_for_customer(self, customer_id: str) -> str | None:
+        return self.session.scalar(
+            select(Tenant.tenant_id).where(Tenant.stripe_customer_id == customer_id))
+
+    @staticmethod
+    def _metered(statuses: Collection[str]) -> tuple[Any, ...]:
+        return (Tenant.stripe_customer_id.is_not(None),
+                Subscription.overage_price_id.is_not(None),
+                Subscription.status.in_(statuses))
+
+    def count_metered(self, statuses: Collection[str],
+                      tenant_ids: Sequence[str] | None = None) -> int:
+        """How many tenants `metered` would return."""
+        query = (select(func.count()).select_from(Tenant)
+                 .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+                 .where(*self._metered(statuses)))
+        if tenant_ids is not None:
+            query = query.where(Tenant.tenant_id.in_(tenant_ids))
+        return int(self.session.scalar(query) or 0)
+
+    def metered(self, statuses: Collection[str], *, tenant_ids: Sequence[str] | None = None,
+                after: str | None = None, limit: int | None = None) -> list[MeteredTenant]:
+        """Tenants with a Stripe customer whose current subscription has a metered price and
+        one of `statuses`, by tenant id; `after` and `limit` page through them (keyset pages:
+        no offset scans)."""
+        query = (select(Tenant.tenant_id, Tenant.stripe_customer_id, Subscription.id,
+                        Subscription.status, Subscription.current_period_start,
+                        Subscription.current_period_end, Subscription.canceled_at)
+                 .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+                 .where(*self._metered(statuses))
+                 .order_by(Tenant.tenant_id))
+        if after is not None:
+            query = query.where(Tenant.tenant_id > after)
+        if tenant_ids is not None:
+            query = query.where(Tenant.tenant_id.in_(tenant_ids))
+        if limit is not None:
+            query = query.limit(limit)
+        return [MeteredTenant(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6])
+                for row in self.session.execute(query)]
+
+    def metering_facts(self, tenant_ids: Sequence[str]) -> dict[str, MeteringFacts]:
+        """For each of `tenant_ids` that exists: its customer and current subscription."""
+        rows = self.session.execute(
+            select(Tenant.tenant_id, Tenant.stripe_customer_id, Subscription.id,
+                   Subscription.overage_price_id, Subscription.status)
+            .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+            .where(Tenant.tenant_id.in_(tenant_ids))).all()
+        return {row[0]: MeteringFacts(row[1], row[2], row[3], row[4]) for row in rows}
+
+
+class SubscriptionRepository(_Repository):
     def get(self, subscription_id: str) -> Subscription | None:
         return self.session.get(Subscription, subscription_id)
 
@@ -124,3 +213,43 @@ class SubscriptionRepository:
     def with_pending_plan(self) -> Sequence[Subscription]:
         query = select(Subscription).where(Subscription.pending_plan.is_not(None))
         return self.session.scalars(query).all()
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementFacts:
+    """The stored facts a tenant's entitlement is decided on."""
+
+    payment_failures: int | None
+    current_plan: str | None
+    subscription_id: str | None
+    status: str | None
+    cancel_at_period_end: bool | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    dunning_state: str | None  # the newest timeline entry's state; None without one
+
+
+# The tenant's access columns, its subscription's period and its newest timeline entry.
+_LATEST_STATE = (select(TimelineEntry.to_state)
+                 .where(TimelineEntry.tenant_id == Tenant.tenant_id)
+                 .order_by(TimelineEntry.id.desc()).limit(1)
+                 .correlate(Tenant).scalar_subquery())
+_ENTITLEMENT = (select(Tenant.payment_failures, Tenant.current_plan, Subscription.id,
+                       Subscription.status, Subscription.cancel_at_period_end,
+                       Subscription.current_period_start, Subscription.current_period_end,
+                       _LATEST_STATE.label("dunning_state"))
+                .outerjoin(Subscription, Subscription.id == Tenant.stripe_subscription_id)
+                .where(Tenant.tenant_id == bindparam("tenant_id")))
+
+
+class EntitlementRepository:
+    """The entitlement's read, asked on every SaaS request: one indexed Core statement on a
+    plain connection, since the ORM and a session would cost more than the reads."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def facts(self, tenant_id: str) -> EntitlementFacts | None:
+        with self.db.engine.connect() as connection:
+            row = connection.execute(_ENTITLEMENT, {"tenant_id": tenant_id}).first()
+        return None if row is None else EntitlementFacts(*row)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+# The session repositories are built on. Services only pass it from `Database.session()` to
+# repository constructors, as an opaque handle: they name it by this alias, not sqlalchemy's.
+DbSession: TypeAlias = Session
 
 
 class Database:

@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .models import Base, UTCDateTime, utcnow
+from ...domain.clock import utcnow
+from .models import Base, UTCDateTime
 
 
 class TimelineEntry(Base):

@@ -60,7 +60,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from .models import Base, UTCDateTime, utcnow
+from ...domain.clock import utcnow
+from .models import Base, UTCDateTime
 
 # A row's state: pending (committed, the Stripe call not known to have succeeded), sent
 # (Stripe has it) or failed (Stripe refused it, recorded nothing).

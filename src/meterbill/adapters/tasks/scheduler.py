@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 
+from ...domain.clock import Clock, utcnow
 from ...domain.schedule import Schedule
 
 log = logging.getLogger("meterbill.jobs")
@@ -19,7 +19,7 @@ log = logging.getLogger("meterbill.jobs")
 
 class InlineScheduler:
     def __init__(self, jobs: Iterable[tuple[str, Schedule]], run: Callable[[str], object],
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Clock = utcnow) -> None:
         self._jobs = list(jobs)
         self._run = run
         self._clock = clock

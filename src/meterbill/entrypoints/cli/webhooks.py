@@ -16,6 +16,7 @@ import typer
 
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import WebhookComponents, build_webhooks, webhook_options
+from meterbill.domain.clock import utcnow
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, key_values, note, print_json, show, table
@@ -47,7 +48,7 @@ def _components(container: Container) -> Iterator[WebhookComponents]:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """`2026-11-01`, `2026-11-01T12:00:00+00:00`, or relative: `3d`, `12h`."""
-    now = now or datetime.now(UTC)
+    now = now or utcnow()
     match = _RELATIVE.match(text.strip())
     if match:
         amount, unit = int(match.group(1)), match.group(2)

@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
-
 from ...adapters.db.models import Tenant
 from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import DbSession
 from ...domain.plans import Catalog
 from ...ports.notify import MissingFacts, Notice, Notifier
 from ...ports.stripe import SubscriptionRecord
@@ -72,7 +71,7 @@ class InboxEvent:
 
 @dataclass
 class HandlerContext:
-    session: Session
+    session: DbSession
     stripe: StripeEventsPort
     catalog: Catalog
     dunning: DunningPort
@@ -108,22 +107,21 @@ class HandlerContext:
         first write: every tenant it decided about is as it read it. The claim goes before
         the handler's pending writes reach the database (the tenant row is locked first)."""
         self.claim()
-        self.session.flush()
+        TenantRepository(self.session).flush()
 
     def claim(self) -> None:
         """Call right before the first write: bump each seen tenant's version if it is still
         the one read (this takes the row's lock until commit), else `StaleTenant`: another
         handler decided meanwhile. Idempotent."""
-        repo = TenantRepository(self.session)
-        with self.session.no_autoflush:  # pending ORM writes follow the claim, not precede it
-            for tenant_id, seen in self.seen_versions.items():
-                if tenant_id in self._claimed:
-                    continue
-                if not repo.advance_state_version(tenant_id, seen):
-                    raise StaleTenant(f"tenant row {tenant_id} changed while this handler ran")
-                self._claimed.add(tenant_id)
+        repo = TenantRepository(self.session)  # pending ORM writes follow the claim
+        for tenant_id, seen in self.seen_versions.items():
+            if tenant_id in self._claimed:
+                continue
+            if not repo.advance_state_version(tenant_id, seen):
+                raise StaleTenant(f"tenant row {tenant_id} changed while this handler ran")
+            self._claimed.add(tenant_id)
 
-    def stale(self, session: Session) -> bool:
+    def stale(self, session: DbSession) -> bool:
         """Whether another transaction changed a tenant this handler read (asked after a
         failure, on a new session: a unique-key clash is then a conflict, not a bug)."""
         repo = TenantRepository(session)

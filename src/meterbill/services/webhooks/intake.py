@@ -9,10 +9,7 @@ and stores them with one INSERT and one COMMIT, then answers each. Under load th
 commit (an fsync) per event into one per batch; alone, an event waits for nobody. If a batch
 fails, its events are retried one by one, so one bad row cannot fail the others.
 
-The INSERT is one statement built once per database and run with the batch's rows as
-parameters (SQLAlchemy's "insertmanyvalues" sends them as multi-row INSERT ... RETURNING), so
-its SQL is compiled once: compiling a fresh multi-row VALUES clause for every batch was the
-writer's largest cost (measured in bench/bench_webhook_ack.py).
+The INSERT is one statement per database, compiled once (`adapters.db.inbox.InboxWriter`).
 
 Committed rows go to the task runner from a second thread, the dispatcher, so that broker
 round trips (Celery) never hold up the next commit; rows committed meanwhile go over together.
@@ -28,12 +25,10 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Any
 
-from ...adapters.db.inbox import WebhookEvent
-from ...adapters.db.models import utcnow
+from ...adapters.db.inbox import InboxWriter
 from ...adapters.db.session import Database
-from ...adapters.db.statements import conflict_insert
+from ...domain.clock import Clock, utcnow
 from ...ports.tasks import BatchTaskRunner, TaskRunner
 from ...ports.webhooks import SignatureVerifier, StripeEventRecord, VerifiedEvent, parse_event
 
@@ -58,7 +53,8 @@ _Handoff = tuple[list[tuple[VerifiedEvent, int]], list[tuple["Future[Receipt]", 
 
 class WebhookIntake:
     def __init__(self, db: Database, verifier: SignatureVerifier, runner: TaskRunner,
-                 is_handled: Callable[[str], bool] | None = None) -> None:
+                 is_handled: Callable[[str], bool] | None = None, *,
+                 clock: Clock = utcnow) -> None:
         self.db = db
         self.verifier = verifier
         self.runner = runner
@@ -69,7 +65,8 @@ class WebhookIntake:
         self._writer: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._statements: dict[str, Any] = {}  # the INSERT per database dialect
+        self.clock = clock
+        self._inbox = InboxWriter()
 
     def receive(self, payload: bytes, signature_header: str | None) -> Receipt:
         """Verify and store, waiting until the task runner has the new row."""
@@ -165,28 +162,9 @@ class WebhookIntake:
             self._handoffs.put((tasks, later))
 
     def _insert(self, events: list[VerifiedEvent]) -> dict[str, int]:
-        """Store the events not stored yet; {event_id: row id} of those this call stored (a
-        repeat, already stored or earlier in `events`, is left out)."""
-        now = utcnow()
-        rows: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for e in events:
-            if e.id in seen:
-                continue
-            seen.add(e.id)
-            handled = self.is_handled(e.type)
-            rows.append({"event_id": e.id, "type": e.type, "created": e.created,
-                         "payload": e.payload, "object_id": e.object_id,
-                         "status": "received" if handled else "ignored", "attempts": 0,
-                         "received_at": now, "handled_at": None if handled else now,
-                         "note": None if handled else f"no handler for {e.type}"})
-        with self.db.engine.begin() as connection:
-            dialect = connection.dialect.name
-            statement = self._statements.get(dialect)
-            if statement is None:  # built once: SQLAlchemy then reuses its compiled SQL
-                statement = self._statements[dialect] = _insert_statement(dialect)
-            result = connection.execute(statement, rows)
-            return {event_id: row_id for event_id, row_id in result}
+        """Store and commit the events not stored yet; {event_id: row id} of those this call
+        stored (a repeat, already stored or earlier in `events`, is left out)."""
+        return self._inbox.insert(self.db, events, handled=self.is_handled, now=self.clock())
 
     # --- the dispatcher thread -----------------------------------------------------------------
 
@@ -243,10 +221,3 @@ def _settle(future: Future[Receipt], receipt: Receipt | None = None,
     except InvalidStateError:
         pass
 
-
-def _insert_statement(dialect: str) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING event_id, id for this database: whether a
-    row was stored is read from RETURNING; the unique event id makes a repeat a no-op."""
-    table: Any = WebhookEvent.__table__
-    return conflict_insert(dialect, table).on_conflict_do_nothing(
-        index_elements=["event_id"]).returning(table.c.event_id, table.c.id)

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ...adapters.db.inbox import InboxRepository
-from ...adapters.db.models import utcnow
 from ...adapters.db.notifications import new_notice_ids
 from ...adapters.db.session import Database
+from ...domain.clock import Clock, utcnow
 from ...domain.plans import Catalog
 from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import StripeEventsPort
@@ -41,7 +41,6 @@ from .options import WebhookOptions
 
 log = logging.getLogger("meterbill.webhooks")
 
-Clock = Callable[[], datetime]
 
 # Runs of a handler per attempt when other handlers of the same tenant keep committing first;
 # the last run locks the tenant before reading Stripe (context.py).

@@ -12,8 +12,8 @@ import logging
 from datetime import datetime, timedelta
 
 from ...adapters.db.inbox import InboxRepository
-from ...adapters.db.models import utcnow
 from ...adapters.db.session import Database
+from ...domain.clock import utcnow
 from ...ports.tasks import TaskRunner
 from .options import WebhookOptions
 
