@@ -37,12 +37,12 @@ from meterbill.adapters.db.session import Database
 from meterbill.adapters.email_templates import EmailRenderer
 from meterbill.adapters.mailer import SmtpConfig, SmtpMailer
 from meterbill.ports.notify import Notice
-from meterbill.services.notifications import (
+from meterbill.services.notifications.outbox import (
     NotificationSender,
     OutboxNotifier,
     RecordOnlyNotifier,
 )
-from meterbill.services.portal_links import PortalLinks, derive_secret
+from meterbill.services.notifications.portal_links import PortalLinks, derive_secret
 
 
 class Counter:

@@ -150,7 +150,7 @@ def test_a_violation_is_reported() -> None:
 
 
 @pytest.mark.parametrize("where, source, rule", [
-    ("services/tenants.py", "from sqlalchemy import select", "services"),
+    ("services/billing/tenants.py", "from sqlalchemy import select", "services"),
     ("services/webhooks/context.py", "from sqlalchemy.orm import Session", "services"),
     ("ports/stripe.py", "from ..adapters.db.models import Tenant", "ports"),
     ("ports/webhooks.py", "from ..services.errors import StaleTenant", "ports"),

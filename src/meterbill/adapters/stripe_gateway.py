@@ -1,6 +1,6 @@
 """The Stripe gateway: `ports.stripe.StripePort` over one `stripe.StripeClient`.
 
-The client is built in `bootstrap.py` (API version pinned, network retries set) and passed in;
+The client is built in `bootstrap/` (API version pinned, network retries set) and passed in;
 nothing here touches module-level `stripe` state. Every write carries the caller's idempotency
 key. Stripe's exceptions leave this module only as `meterbill.domain.errors` types, each with
 Stripe's request id.

@@ -24,19 +24,19 @@ from ..domain.dunning import DunningPolicy, load_policy
 from ..domain.plans import Catalog, load_catalog
 from ..ports.notify import Notifier
 from ..ports.usage_store import UsageStore
-from ..services.catalog_sync import CatalogSyncService
-from ..services.customers import CustomerService
-from ..services.dunning import DunningService
-from ..services.entitlement import EntitlementService
+from ..services.access.dunning import DunningService
+from ..services.access.entitlement import EntitlementService
+from ..services.access.writer import TenantAccessService
+from ..services.billing.catalog_sync import CatalogSyncService
+from ..services.billing.customers import CustomerService
+from ..services.billing.subscriptions import SubscriptionPolicy, SubscriptionService
+from ..services.billing.tenants import TenantService
 from ..services.jobs import JobRunner
-from ..services.notifications import NotificationService
-from ..services.portal_links import PortalLinks, PortalService
-from ..services.subscriptions import SubscriptionPolicy, SubscriptionService
-from ..services.tenant_access import TenantAccessService
-from ..services.tenants import TenantService
-from ..services.usage_ingest import UsageIngestService
-from ..services.usage_reconcile import UsageReconciler
-from ..services.usage_sync import DeferredFlush, UsageSyncService
+from ..services.notifications.outbox import NotificationService
+from ..services.notifications.portal_links import PortalLinks, PortalService
+from ..services.usage.ingest import UsageIngestService
+from ..services.usage.reconcile import UsageReconciler
+from ..services.usage.sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
 from ..services.webhooks.context import UsageFlushPort
 from . import parts

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..config import Settings
 from ..domain.schedule import Every, Schedule
 from ..services.jobs import Job
-from ..services.usage_reconcile import daily_job
+from ..services.usage.reconcile import daily_job
 
 if TYPE_CHECKING:
     from .container import Container

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from ..adapters.local_secrets import LocalSecrets
 from ..config import Settings
-from ..services.portal_links import PortalLinks, derive_secret
+from ..services.notifications.portal_links import PortalLinks, derive_secret
 
 SECRETS_SUFFIX = ".secrets.json"
 API_TOKEN_SECRET = "api_token"

@@ -12,11 +12,11 @@ from sqlalchemy.orm import Session
 
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
-from ..services.dunning import DunningService
-from ..services.entitlement import EntitlementService, UsageTotals
-from ..services.notifications import NotificationService
-from ..services.portal_links import PortalService
-from ..services.usage_sync import SyncOptions, UsageSyncService
+from ..services.access.dunning import DunningService
+from ..services.access.entitlement import EntitlementService, UsageTotals
+from ..services.notifications.outbox import NotificationService
+from ..services.notifications.portal_links import PortalService
+from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
     from .container import Container
@@ -39,7 +39,7 @@ def notifications(container: Container) -> NotificationService:
     signed tenant.access_changed events when ACCESS_WEBHOOK_URL is set."""
     from ..adapters.email_templates import EmailRenderer
     from ..adapters.mailer import AlertWebhook, SmtpConfig, SmtpMailer
-    from ..services.notifications import NotificationSender, OutboxNotifier
+    from ..services.notifications.outbox import NotificationSender, OutboxNotifier
 
     settings = container.settings
     mailer = (SmtpMailer(SmtpConfig.parse(settings.smtp_url), settings.email_from)

@@ -27,7 +27,7 @@ from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.cli import CliContext
 from meterbill.entrypoints.cli.remote import ServerClient
 from meterbill.entrypoints.cli.server_record import ServerRecord, record_file
-from meterbill.services.usage_ingest import ingest_file_with
+from meterbill.services.usage.ingest import ingest_file_with
 from stripe_sandbox import Sandbox, SandboxHTTPClient
 
 from ..conftest import make_settings

@@ -21,7 +21,7 @@ from meterbill.adapters.db.repositories import TenantRepository
 from meterbill.adapters.outgoing_webhooks import SIGNATURE_HEADER
 from meterbill.bootstrap import Container
 from meterbill.domain.clock import utcnow
-from meterbill.services.access_webhooks import CHANNEL, KIND
+from meterbill.services.notifications.access_webhooks import CHANNEL, KIND
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings
@@ -130,7 +130,7 @@ def test_each_change_is_one_signed_event_with_before_and_after(
 
 def test_no_event_for_a_rolled_back_change_or_a_decision_that_changes_nothing(
         watched: Container) -> None:
-    from meterbill.services.tenant_access import Cause
+    from meterbill.services.access.writer import Cause
 
     access = watched.access
     assert access is not None

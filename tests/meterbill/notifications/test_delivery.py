@@ -13,7 +13,7 @@ from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.adapters.mailer import InvalidSmtpUrl, SmtpConfig
 from meterbill.bootstrap import Container
 from meterbill.domain.clock import utcnow
-from meterbill.services.notifications import NotificationSender, admin_alert
+from meterbill.services.notifications.outbox import NotificationSender, admin_alert
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings

@@ -14,7 +14,7 @@ from meterbill.adapters.db.notifications import NoticeRepository
 from meterbill.adapters.db.session import Database
 from meterbill.bootstrap import Container
 from meterbill.ports.notify import MissingFacts, Notice
-from meterbill.services.notifications import admin_alert
+from meterbill.services.notifications.outbox import admin_alert
 from stripe_sandbox import Sandbox
 
 from ..conftest import make_container, make_settings

@@ -14,7 +14,7 @@ from meterbill.bootstrap import Container
 from meterbill.domain.clock import utcnow
 from meterbill.entrypoints.api import create_app
 from meterbill.services.errors import LinkRefused
-from meterbill.services.portal_links import PortalLinks, derive_secret
+from meterbill.services.notifications.portal_links import PortalLinks, derive_secret
 from stripe_sandbox import Sandbox
 
 from .conftest import add_tenant

@@ -21,8 +21,8 @@ from meterbill.adapters.stripe_meters import RetryPolicy, StripeMeters
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import UsageEvent
 from meterbill.ports.usage_store import UsageStore
-from meterbill.services.usage_reconcile import UsageReconciler
-from meterbill.services.usage_sync import SyncOptions, UsageSyncService
+from meterbill.services.usage.reconcile import UsageReconciler
+from meterbill.services.usage.sync import SyncOptions, UsageSyncService
 from stripe_sandbox import Sandbox, SandboxHTTPClient
 
 # Periods start off the minute and mid-day, so boundary days split and summaries need care.

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from meterbill.adapters.db.usage_ledger import UsageDrift
 from meterbill.bootstrap import Container
 from meterbill.domain.errors import InvalidInput, NotFound
-from meterbill.services.usage_reconcile import daily_job, month_window
+from meterbill.services.usage.reconcile import daily_job, month_window
 from stripe_sandbox import Sandbox
 
 from .sync_helpers import START, World, event, make_world

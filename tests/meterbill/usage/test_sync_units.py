@@ -143,7 +143,7 @@ def test_the_pacer_spaces_requests() -> None:
 
 
 def test_a_report_keeps_totals_for_all_and_details_for_a_bounded_number() -> None:
-    from meterbill.services.usage_sync import SyncReport, TenantResult
+    from meterbill.services.usage.sync import SyncReport, TenantResult
 
     report = SyncReport(DAY, DAY, BOUNDARY, detail_limit=2)
     report.add(TenantResult("a", "sent", sent=5, calls=1))

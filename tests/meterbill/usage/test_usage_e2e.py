@@ -20,7 +20,7 @@ import pytest
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.webhooks import build_webhooks
 from meterbill.ports.usage_store import UsageStore
-from meterbill.services.usage_sync import UsageSyncService
+from meterbill.services.usage.sync import UsageSyncService
 from stripe_sandbox import Sandbox
 from stripe_sandbox.listing import public
 from stripe_sandbox.wire import dumps

@@ -12,7 +12,7 @@ import pytest
 from meterbill.adapters.usage.duckdb_store import DuckDBUsageStore
 from meterbill.domain.errors import InvalidInput
 from meterbill.domain.usage import BatchTooLarge
-from meterbill.services.usage_ingest import (
+from meterbill.services.usage.ingest import (
     MAX_REPORTED_ERRORS,
     IngestProgress,
     UsageIngestService,

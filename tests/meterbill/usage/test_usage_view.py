@@ -31,7 +31,7 @@ from meterbill.domain.usage import (
     usage_sentence,
 )
 from meterbill.ports.usage_store import UsageStore
-from meterbill.services.usage_view import UsageViewService
+from meterbill.services.usage.view import UsageViewService
 
 from .clickhouse import needs_clickhouse
 

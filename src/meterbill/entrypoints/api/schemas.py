@@ -16,8 +16,8 @@ from fastapi import Path, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from meterbill.services.customers import TENANT_ID
-from meterbill.services.subscriptions import MAX_TRIAL_DAYS
+from meterbill.services.billing.customers import TENANT_ID
+from meterbill.services.billing.subscriptions import MAX_TRIAL_DAYS
 
 # The services' own rule, so that the API and the CLI accept exactly the same tenant ids.
 TENANT_ID_PATTERN = TENANT_ID.pattern

@@ -26,8 +26,8 @@ from starlette.concurrency import run_in_threadpool
 
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import MAX_BATCH, METRICS
-from meterbill.services.usage_ingest import IngestResult
-from meterbill.services.usage_view import UsageViewService
+from meterbill.services.usage.ingest import IngestResult
+from meterbill.services.usage.view import UsageViewService
 
 from .deps import ContainerDep
 from .errors import error_body

@@ -3,7 +3,7 @@
 The total is stored as a usage event with a deterministic id (so the day's total becomes
 `query_count` when that is higher, and a repeated report changes nothing), then that tenant-day
 is synced to Stripe's meter; the answer says what was stored and sent. See
-services/usage_report.py. 404 for an unknown tenant; 422 for a subscription that is not the
+services/usage/report.py. 404 for an unknown tenant; 422 for a subscription that is not the
 tenant's, a negative count, or a date outside Stripe's 35-day window.
 """
 
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from meterbill.services.usage_report import ManualUsageReports
+from meterbill.services.usage.report import ManualUsageReports
 
 from .deps import ContainerDep
 from .schemas import SUBSCRIPTION_ID_PATTERN, TenantId

@@ -68,7 +68,7 @@ def tenants_usage(
     as_json: JsonFlag = False,
 ) -> None:
     """A tenant's usage in a period: used, included, overage, projection, per day."""
-    from meterbill.services.usage_view import UsageViewService
+    from meterbill.services.usage.view import UsageViewService
 
     cli = cli_context(ctx)
     with reported(as_json):

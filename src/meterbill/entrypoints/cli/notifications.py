@@ -13,7 +13,7 @@ import typer
 
 from meterbill.adapters.db.notifications import STATUSES
 from meterbill.bootstrap import Container
-from meterbill.services.notifications import NotificationService
+from meterbill.services.notifications.outbox import NotificationService
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, key_values, note, print_json, show, table

@@ -18,7 +18,7 @@ import httpx
 
 from meterbill.domain.errors import MeterbillError
 from meterbill.domain.usage import FieldError
-from meterbill.services.usage_ingest import IngestResult
+from meterbill.services.usage.ingest import IngestResult
 
 from .server_record import ServerRecord
 

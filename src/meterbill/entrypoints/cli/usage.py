@@ -34,7 +34,7 @@ from rich.progress import (
 )
 
 from meterbill.domain.errors import ConfigurationError
-from meterbill.services.usage_ingest import (
+from meterbill.services.usage.ingest import (
     BatchSender,
     FileFormat,
     IngestProgress,

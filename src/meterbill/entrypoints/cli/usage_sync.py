@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from meterbill.services.usage_sync import TenantResult
+from meterbill.services.usage.sync import TenantResult
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, err_console, note, show, table

@@ -139,7 +139,7 @@ class HandlerContext:
 
         Without `facts`, a kind whose templates need facts is recorded for the console only
         (never emailed); with them, a missing fact is the caller's error (`MissingFacts`)."""
-        from ..notifications import RecordOnlyNotifier
+        from ..notifications.outbox import RecordOnlyNotifier
 
         notice = Notice(kind=kind, dedupe_key=dedupe_key, tenant_id=tenant_id, detail=detail,
                         facts=dict(facts or {}), event_id=event_id, to_admin=to_admin)
@@ -160,7 +160,7 @@ class HandlerContext:
 # --- the seams handlers call: other services, not the outside world ---------------------------
 
 class DunningPort(Protocol):
-    """What payments, subscriptions and trials mean for the tenant (services/dunning.py).
+    """What payments, subscriptions and trials mean for the tenant (services/access/dunning.py).
 
     Called inside the handler's transaction with the tenant's row, after the objects were
     re-read from Stripe. It reads what else it needs from Stripe, then calls `ctx.claim()`
@@ -186,7 +186,7 @@ class DunningPort(Protocol):
 
 
 class UsageFlushPort(Protocol):
-    """Usage sync's part in invoicing (services/usage_sync.py)."""
+    """Usage sync's part in invoicing (services/usage/sync.py)."""
 
     def flush(self, customer_id: str, period_end: datetime) -> None:
         """Report the period's remaining usage to Stripe before the draft invoice finalizes."""

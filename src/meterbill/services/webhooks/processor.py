@@ -34,7 +34,7 @@ from ...domain.plans import Catalog
 from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import StripeEventsPort
 from ..errors import LeaseLost, StaleTenant, UnknownCustomer
-from ..notifications import RecordOnlyNotifier, admin_alert
+from ..notifications.outbox import RecordOnlyNotifier, admin_alert
 from .context import DunningPort, HandlerContext, InboxEvent, UsageFlushPort
 from .handlers import HANDLERS, Handler
 from .options import WebhookOptions

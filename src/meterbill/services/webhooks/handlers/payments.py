@@ -10,7 +10,7 @@ invoice sees a paid invoice and leaves the tenant active, and any order of deliv
 same state. An invoice marked uncollectible stops Stripe's retries but restores nothing: paying
 it later (even out of band) sends `invoice.paid`, which does.
 
-What the invoice means for the tenant is the `DunningPort`'s call (services/dunning.py: the
+What the invoice means for the tenant is the `DunningPort`'s call (services/access/dunning.py: the
 policy's steps, the timeline, the notices), on the invoice and the subscription as Stripe has
 them now (both come in one request).
 """

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from ..adapters.db.models import Subscription, Tenant
-from ..adapters.db.notifications import new_notice_ids
-from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
-from ..adapters.db.session import Database, DbSession
-from ..domain.access import is_live
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import (
+from ...adapters.db.models import Subscription, Tenant
+from ...adapters.db.notifications import new_notice_ids
+from ...adapters.db.repositories import SubscriptionRepository, TenantRepository
+from ...adapters.db.session import Database, DbSession
+from ...domain.access import is_live
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import (
     ConfigurationError,
     Conflict,
     InvalidInput,
@@ -44,12 +44,12 @@ from ..domain.errors import (
     StripeInvalidRequest,
     StripeNotFound,
 )
-from ..domain.plans import Catalog, Plan, plan_change_direction
-from ..ports.stripe import StripePort, SubscriptionRecord
+from ...domain.plans import Catalog, Plan, plan_change_direction
+from ...ports.stripe import StripePort, SubscriptionRecord
+from ..access.writer import Cause, TenantAccessService
+from ..views import PlanChangeView, SubscriptionView
 from .customers import validate_tenant_id
-from .tenant_access import Cause, TenantAccessService
 from .tenants import unknown_tenant
-from .views import PlanChangeView, SubscriptionView
 
 # Stripe's longest trial.
 MAX_TRIAL_DAYS = 730

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database
-from ..domain.errors import MeterbillError
-from ..domain.usage import PAST_WINDOW, UsageEvent, day_bounds, whole_seconds
-from ..ports.usage_store import UsageStore
-from .tenants import unknown_tenant
-from .usage_sync import BILLED_METRIC, UsageSyncService
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database
+from ...domain.errors import MeterbillError
+from ...domain.usage import PAST_WINDOW, UsageEvent, day_bounds, whole_seconds
+from ...ports.usage_store import UsageStore
+from ..billing.tenants import unknown_tenant
+from .sync import BILLED_METRIC, UsageSyncService
 
 
 class InvalidReport(MeterbillError):

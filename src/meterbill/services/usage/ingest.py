@@ -15,9 +15,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import InvalidInput
-from ..domain.usage import (
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import InvalidInput
+from ...domain.usage import (
     FIELDS,
     MAX_BATCH,
     TIMESTAMP_FIELD,
@@ -27,7 +27,7 @@ from ..domain.usage import (
     parse_event,
     whole_seconds,
 )
-from ..ports.usage_store import UsageStore
+from ...ports.usage_store import UsageStore
 
 FileFormat = Literal["csv", "jsonl"]
 # Errors kept in a result; the rest are only counted, so a bad file cannot exhaust memory.

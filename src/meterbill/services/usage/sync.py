@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ..adapters.db.repositories import MeteredTenant, TenantRepository
-from ..adapters.db.session import Database
-from ..adapters.db.usage_ledger import (
+from ...adapters.db.repositories import MeteredTenant, TenantRepository
+from ...adapters.db.session import Database
+from ...adapters.db.usage_ledger import (
     COUNTED,
     DEDUPE_WINDOW,
     EntryOutcome,
@@ -38,14 +38,14 @@ from ..adapters.db.usage_ledger import (
     UsageLedgerEntry,
     UsageLedgerRepository,
 )
-from ..domain import usage_slots as slots
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavailable
-from ..domain.plans import Catalog
-from ..domain.usage import PAST_WINDOW, Metric, day_bounds
-from ..ports.meters import MeterEventsPort
-from ..ports.usage_store import UsageStore
-from .tenants import unknown_tenant
+from ...domain import usage_slots as slots
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavailable
+from ...domain.plans import Catalog
+from ...domain.usage import PAST_WINDOW, Metric, day_bounds
+from ...ports.meters import MeterEventsPort
+from ...ports.usage_store import UsageStore
+from ..billing.tenants import unknown_tenant
 
 log = logging.getLogger("meterbill.usage")
 

@@ -24,17 +24,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..adapters.db.models import Tenant
-from ..adapters.db.repositories import SubscriptionRepository
-from ..adapters.db.session import DbSession
-from ..adapters.db.timeline import TimelineEntry, TimelineRepository
-from ..domain.access import AccessDecision, AccessFacts, decide_access, settle
-from ..domain.clock import Clock, utcnow
-from ..domain.dunning import GOOD_STANDING, Decision, DunningPolicy, DunningState, NoticeDue
-from ..ports.notify import Notice, Notifier
-from ..ports.stripe import SubscriptionRecord
-from ..ports.webhooks import InvoiceRecord
-from .access_webhooks import record_access_change, stored_access
+from ...adapters.db.models import Tenant
+from ...adapters.db.repositories import SubscriptionRepository
+from ...adapters.db.session import DbSession
+from ...adapters.db.timeline import TimelineEntry, TimelineRepository
+from ...domain.access import AccessDecision, AccessFacts, decide_access, settle
+from ...domain.clock import Clock, utcnow
+from ...domain.dunning import GOOD_STANDING, Decision, DunningPolicy, DunningState, NoticeDue
+from ...ports.notify import Notice, Notifier
+from ...ports.stripe import SubscriptionRecord
+from ...ports.webhooks import InvoiceRecord
+from ..notifications.access_webhooks import record_access_change, stored_access
 
 log = logging.getLogger("meterbill.access")
 

@@ -21,30 +21,30 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ..adapters.db.models import Tenant
-from ..adapters.db.notifications import new_notice_ids
-from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database, DbSession
-from ..adapters.db.timeline import TimelineEntry, TimelineRepository
-from ..domain.clock import Clock, utcnow
-from ..domain.dunning import (
+from ...adapters.db.models import Tenant
+from ...adapters.db.notifications import new_notice_ids
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database, DbSession
+from ...adapters.db.timeline import TimelineEntry, TimelineRepository
+from ...domain.clock import Clock, utcnow
+from ...domain.dunning import (
     DunningPolicy,
     DunningState,
     InvoiceFacts,
     decide,
     decide_manual,
 )
-from ..domain.errors import InvalidInput
-from ..ports.notify import Notice, Notifier
-from ..ports.stripe import SubscriptionRecord
-from ..ports.webhooks import InvoiceRecord
-from .subscriptions import follows, store_subscription
-from .tenant_access import AccessChange, Cause, TenantAccessService, dunning_state
-from .tenants import unknown_tenant
-from .views import _View
+from ...domain.errors import InvalidInput
+from ...ports.notify import Notice, Notifier
+from ...ports.stripe import SubscriptionRecord
+from ...ports.webhooks import InvoiceRecord
+from ..billing.subscriptions import follows, store_subscription
+from ..billing.tenants import unknown_tenant
+from ..views import _View
+from .writer import AccessChange, Cause, TenantAccessService, dunning_state
 
 if TYPE_CHECKING:
-    from .webhooks.context import HandlerContext, InboxEvent
+    from ..webhooks.context import HandlerContext, InboxEvent
 
 log = logging.getLogger("meterbill.dunning")
 

@@ -19,12 +19,12 @@ import logging
 from datetime import timedelta
 from urllib.parse import quote, urlencode
 
-from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import NotFound
-from ..ports.stripe import PortalPort
-from .errors import LinkRefused
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import NotFound
+from ...ports.stripe import PortalPort
+from ..errors import LinkRefused
 
 log = logging.getLogger("meterbill.notifications")
 

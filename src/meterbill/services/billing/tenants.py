@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from ..adapters.db.models import Subscription, Tenant
-from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
-from ..adapters.db.session import Database
-from ..domain.access import AccessDecision
-from ..domain.errors import NotFound
-from ..ports.stripe import StripePort
-from .tenant_access import TenantAccessService
-from .views import BillingSummary, TenantView
+from ...adapters.db.models import Subscription, Tenant
+from ...adapters.db.repositories import SubscriptionRepository, TenantRepository
+from ...adapters.db.session import Database
+from ...domain.access import AccessDecision
+from ...domain.errors import NotFound
+from ...ports.stripe import StripePort
+from ..access.writer import TenantAccessService
+from ..views import BillingSummary, TenantView
 
 
 def tenant_view(row: Tenant, access: AccessDecision | None = None) -> TenantView:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from meterbill.bootstrap import Container
 from meterbill.domain.usage import UsageEvent
 from meterbill.entrypoints.cli import CliContext, app
-from meterbill.services.entitlement import UsageTotals
+from meterbill.services.access.entitlement import UsageTotals
 
 from ..conftest import API_TOKEN
 from .conftest import EMAIL, TENANT

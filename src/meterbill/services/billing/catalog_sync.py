@@ -14,10 +14,10 @@ import hashlib
 import json
 from decimal import Decimal
 
-from ..domain.money import decimal_str, format_cents, format_unit_amount
-from ..domain.plans import Catalog, MeterDefinition, Plan, PriceDefinition
-from ..ports.stripe import MeterRecord, PriceRecord, ProductRecord, StripePort, Tier
-from .views import CatalogChange, ChangeAction
+from ...domain.money import decimal_str, format_cents, format_unit_amount
+from ...domain.plans import Catalog, MeterDefinition, Plan, PriceDefinition
+from ...ports.stripe import MeterRecord, PriceRecord, ProductRecord, StripePort, Tier
+from ..views import CatalogChange, ChangeAction
 
 PLAN_METADATA_KEY = "meterbill_plan"
 

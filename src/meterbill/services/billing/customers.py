@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 
-from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database
-from ..domain.errors import InvalidInput
-from ..ports.stripe import StripePort
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database
+from ...domain.errors import InvalidInput
+from ...ports.stripe import StripePort
+from ..views import TenantView
 from .tenants import tenant_view
-from .views import TenantView
 
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

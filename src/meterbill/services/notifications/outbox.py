@@ -21,11 +21,11 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ..adapters.db.notifications import BillingNotice, NoticeRepository
-from ..adapters.db.session import Database, DbSession
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import NotFound
-from ..ports.notify import (
+from ...adapters.db.notifications import BillingNotice, NoticeRepository
+from ...adapters.db.session import Database, DbSession
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import NotFound
+from ...ports.notify import (
     AlertPort,
     DeliveryError,
     LinkPort,

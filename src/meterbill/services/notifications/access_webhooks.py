@@ -3,7 +3,7 @@
 With ACCESS_WEBHOOK_URL set, the SaaS learns of every change of a tenant's access (full,
 reduced, none, or another rate-limit multiplier) when it commits, instead of polling
 `GET /tenants/{id}/entitlement`. Each event is a row of the notification outbox (channel
-`access_webhook`), recorded by the one writer of access (services/tenant_access.py) in the
+`access_webhook`), recorded by the one writer of access (services/access/writer.py) in the
 transaction that changes it, and posted by the notification sender, which retries with backoff
 up to NOTIFICATION_MAX_ATTEMPTS; `meterbill notifications list` shows them.
 
@@ -21,10 +21,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from ..adapters.db.models import Tenant
-from ..adapters.db.notifications import NoticeRepository
-from ..adapters.db.session import DbSession
-from ..domain.access import AccessDecision
+from ...adapters.db.models import Tenant
+from ...adapters.db.notifications import NoticeRepository
+from ...adapters.db.session import DbSession
+from ...domain.access import AccessDecision
 
 KIND = "tenant.access_changed"
 CHANNEL = "access_webhook"

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from ..adapters.db.repositories import EntitlementRepository
-from ..adapters.db.session import Database
-from ..domain.access import AccessFacts, decide_access
-from ..domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
-from ..domain.plans import Catalog
-from ..ports.usage_store import UsageStore
-from .tenants import unknown_tenant
-from .views import _View
+from ...adapters.db.repositories import EntitlementRepository
+from ...adapters.db.session import Database
+from ...domain.access import AccessFacts, decide_access
+from ...domain.dunning import GOOD_STANDING, Access, DunningPolicy, DunningState
+from ...domain.plans import Catalog
+from ...ports.usage_store import UsageStore
+from ..billing.tenants import unknown_tenant
+from ..views import _View
 
 log = logging.getLogger("meterbill.entitlement")
 
@@ -106,7 +106,7 @@ class EntitlementService:
         if row is None:
             raise unknown_tenant(tenant_id)
         # The stored facts, decided by the function the one writer of access used
-        # (services/tenant_access.py), so this answer agrees with the tenant row and summary.
+        # (services/access/writer.py), so this answer agrees with the tenant row and summary.
         facts = AccessFacts(
             subscription_status=row.status or "none",
             cancel_at_period_end=bool(row.cancel_at_period_end),

@@ -21,12 +21,12 @@ import dataclasses
 from datetime import date, datetime
 from typing import Any, Literal
 
-from ..adapters.db.repositories import SubscriptionRepository, TenantRepository
-from ..adapters.db.session import Database
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import UnknownPlan
-from ..domain.plans import Catalog, Plan
-from ..domain.usage import (
+from ...adapters.db.repositories import SubscriptionRepository, TenantRepository
+from ...adapters.db.session import Database
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import UnknownPlan
+from ...domain.plans import Catalog, Plan
+from ...domain.usage import (
     PeriodChoice,
     charges_for,
     daily_series,
@@ -38,9 +38,9 @@ from ..domain.usage import (
     usage_sentence,
     utc_day,
 )
-from ..ports.usage_store import UsageStore
-from .tenants import unknown_tenant
-from .views import _View
+from ...ports.usage_store import UsageStore
+from ..billing.tenants import unknown_tenant
+from ..views import _View
 
 # A subscription in these states bills nothing more: its tenant has no plan for the view.
 ENDED_STATUSES = frozenset({"canceled", "incomplete_expired"})

@@ -24,7 +24,7 @@ from meterbill.domain.errors import (
     StripeUnavailable,
     UnknownPlan,
 )
-from meterbill.services.subscriptions import SubscriptionPolicy
+from meterbill.services.billing.subscriptions import SubscriptionPolicy
 from meterbill.services.views import TenantView
 from stripe_sandbox import Sandbox
 

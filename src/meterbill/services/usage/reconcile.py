@@ -27,17 +27,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
 
-from ..adapters.db.repositories import TenantRepository
-from ..adapters.db.session import Database
-from ..adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLedgerRepository
-from ..domain import usage_slots as slots
-from ..domain.clock import Clock, utcnow
-from ..domain.errors import InvalidInput, MeterbillError
-from ..domain.plans import Catalog
-from ..ports.meters import MeterEventsPort
-from ..ports.usage_store import UsageStore
-from .tenants import unknown_tenant
-from .usage_sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncService
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database
+from ...adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLedgerRepository
+from ...domain import usage_slots as slots
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import InvalidInput, MeterbillError
+from ...domain.plans import Catalog
+from ...ports.meters import MeterEventsPort
+from ...ports.usage_store import UsageStore
+from ..billing.tenants import unknown_tenant
+from .sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncService
 
 log = logging.getLogger("meterbill.usage")
 

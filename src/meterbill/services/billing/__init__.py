@@ -1,0 +1,1 @@
+"""Customers, subscriptions, tenants and the plan catalog in Stripe."""

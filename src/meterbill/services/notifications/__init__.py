@@ -1,0 +1,1 @@
+"""The outbox of emails, alerts and outgoing webhooks, and the signed billing-portal links."""

@@ -1,0 +1,1 @@
+"""Usage: ingestion, sync to Stripe's meters, reconciliation, the usage view, manual reports."""
