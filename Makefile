@@ -21,8 +21,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench lint
 	$(BIN)/mypy src/meterbill/domain src/meterbill/ports src/meterbill/services src/meterbill/bootstrap
+	$(BIN)/vulture
 
 sandbox: $(STAMP)
 	$(BIN)/python -m stripe_sandbox --host $(HOST) --port 12111

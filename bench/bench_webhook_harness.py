@@ -593,7 +593,7 @@ def purge_queue(broker: str, queue: str) -> None:
 def stop_on_sigterm() -> None:
     """SIGTERM ends a benchmark as Ctrl-C does: its child processes and schemas go too."""
 
-    def _exit(signum: int, frame: Any) -> None:
+    def _exit(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _exit)

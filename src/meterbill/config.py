@@ -79,8 +79,8 @@ class Settings(BaseSettings):
     email_from: str = "meterbill <billing@localhost>"
     admin_emails: str = ""  # comma-separated: who gets admin alerts
     alert_webhook_url: SecretStr | None = None  # Slack-compatible incoming webhook
-    # tenant.access_changed events to the SaaS (services/notifications/access_webhooks.py), signed with the
-    # secret; unset = none sent.
+    # tenant.access_changed events to the SaaS (services/notifications/access_webhooks.py),
+    # signed with the secret; unset = none sent.
     access_webhook_url: SecretStr | None = None
     access_webhook_secret: SecretStr | None = None
     # Absolute links in emails; unset = where `meterbill serve` listens (`public_url`).

@@ -163,7 +163,8 @@ def ingested(container: Container, tenants: tuple[str, str]) -> Iterator[None]:
     yield
 
 
-def test_tenants_usage_command(cli: Run, ingested: None) -> None:
+@pytest.mark.usefixtures("ingested")
+def test_tenants_usage_command(cli: Run) -> None:
     result = cli("tenants", "usage", "acme", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -107,4 +107,3 @@ def enqueue(container: Container, notice: Notice) -> bool:
         return container.notifier.enqueue(session, notice)
 
 
-Enqueue = Callable[[Notice], bool]

@@ -8,8 +8,9 @@ state, and handling the same event twice writes the same thing twice.
 Access ends when Stripe ends the subscription: `deleted` comes at once for an immediate cancel
 and at the period end for `cancel_at_period_end` (until then the status stays active and so
 does access). The dunning port stores the subscription and decides on every fact at once
-(services/access/dunning.py): the status, and while a payment is outstanding the latest invoice, so a
-subscription event and a payment event about the same change leave the same record.
+(services/access/dunning.py): the status, and while a payment is outstanding the latest
+invoice, so a subscription event and a payment event about the same change leave the same
+record.
 """
 
 from __future__ import annotations
