@@ -29,6 +29,7 @@ import stripe
 from ..domain.errors import NotFound
 from ..ports.meters import SendOutcome
 from .stripe_gateway import stripe_errors
+from .token_bucket import TokenBucket
 
 # The meter's customer mapping key, as `StripeGateway.create_meter` configures it.
 CUSTOMER_KEY = "stripe_customer_id"
@@ -60,22 +61,18 @@ class RequestPacer:
     burst: float = 1.0
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
-    _tokens: float = field(default=0.0, init=False)
-    _stamp: float | None = field(default=None, init=False)
+    _bucket: TokenBucket | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def acquire(self) -> None:
         while True:
             with self._lock:
                 now = self.clock()
-                if self._stamp is None:
-                    self._stamp, self._tokens = now, self.burst
-                self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= 1.0 - 1e-9:  # a float hair short of a token is one
-                    self._tokens = max(0.0, self._tokens - 1.0)
-                    return
-                wait = (1.0 - self._tokens) / self.rate
+                if self._bucket is None:
+                    self._bucket = TokenBucket(self.rate, self.burst, now)
+                wait = self._bucket.take(now)
+            if wait == 0.0:
+                return
             self.sleep(wait)
 
 

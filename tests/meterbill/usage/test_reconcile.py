@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,7 +12,8 @@ from sqlalchemy import select
 from meterbill.adapters.db.usage_ledger import UsageDrift
 from meterbill.bootstrap import Container
 from meterbill.domain.errors import InvalidInput, NotFound
-from meterbill.services.usage.reconcile import daily_job, month_window
+from meterbill.domain.usage import month_bounds
+from meterbill.services.usage.reconcile import daily_job
 from stripe_sandbox import Sandbox
 
 from .sync_helpers import START, World, event, make_world
@@ -86,8 +87,8 @@ def test_a_calendar_month(world: World) -> None:
     assert acme.end == datetime.combine((START + 5 * DAY).date(), datetime.min.time(),
                                         tzinfo=UTC)
     assert (acme.ours, acme.stripe, acme.status) == (100, 100, "ok")
-    assert month_window("2026-12") == (datetime(2026, 12, 1, tzinfo=UTC),
-                                       datetime(2027, 1, 1, tzinfo=UTC))
+    assert month_bounds(date(2026, 12, 1)) == (datetime(2026, 12, 1, tzinfo=UTC),
+                                               datetime(2027, 1, 1, tzinfo=UTC))
     with pytest.raises(InvalidInput):
         world.reconciler().reconcile("2026-13")
     with pytest.raises(NotFound):

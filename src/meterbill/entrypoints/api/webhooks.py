@@ -34,6 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from meterbill.adapters.token_bucket import TokenBucket
 from meterbill.bootstrap import Container
 from meterbill.ports.webhooks import InvalidSignature
 
@@ -52,21 +53,20 @@ class RateLimiter:
 
     def __init__(self, per_minute: int, max_addresses: int = 10_000) -> None:
         self.per_minute = per_minute
-        self.rate = per_minute / 60.0
-        self.capacity = float(per_minute)
         self.max_addresses = max_addresses
-        self._buckets: dict[str, tuple[float, float]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
 
     def allow(self, address: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, last = self._buckets.get(address, (self.capacity, now))
-            tokens = min(self.capacity, tokens + (now - last) * self.rate)
-            allowed = tokens >= 1.0
-            self._buckets[address] = (tokens - 1.0 if allowed else tokens, now)
+            bucket = self._buckets.get(address)
+            if bucket is None:
+                bucket = self._buckets[address] = TokenBucket(self.per_minute / 60.0,
+                                                              float(self.per_minute), now)
+            allowed = bucket.take(now) == 0.0
             if len(self._buckets) > self.max_addresses:  # forget the longest idle addresses
-                for key, _ in sorted(self._buckets.items(), key=lambda kv: kv[1][1])[
+                for key, _ in sorted(self._buckets.items(), key=lambda kv: kv[1].stamp)[
                         : self.max_addresses // 10]:
                     del self._buckets[key]
             return allowed

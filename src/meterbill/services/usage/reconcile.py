@@ -20,7 +20,6 @@ reconciliation seconds after a sync may, on real Stripe, still see a lag.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,8 +31,9 @@ from ...adapters.db.session import Database
 from ...adapters.db.usage_ledger import UsageDrift, UsageDriftRepository, UsageLedgerRepository
 from ...domain import usage_slots as slots
 from ...domain.clock import Clock, utcnow
-from ...domain.errors import InvalidInput, MeterbillError
+from ...domain.errors import MeterbillError
 from ...domain.plans import Catalog
+from ...domain.usage import month_bounds, parse_period
 from ...ports.meters import MeterEventsPort
 from ...ports.usage_store import UsageStore
 from ..billing.tenants import unknown_tenant
@@ -41,7 +41,6 @@ from .sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncSer
 
 log = logging.getLogger("meterbill.usage")
 
-_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 @dataclass
@@ -86,17 +85,6 @@ class ReconcileReport:
                 "tenants": [t.to_dict() for t in self.tenants]}
 
 
-def month_window(period: str) -> tuple[datetime, datetime]:
-    match = _MONTH.match(period.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        raise InvalidInput(f"period {period!r}: give `current` or a month as YYYY-MM "
-                           "(e.g. 2026-05)", field="period")
-    year, month = int(match.group(1)), int(match.group(2))
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
-
-
 class UsageReconciler:
     def __init__(self, db: Database, store: UsageStore, meters: MeterEventsPort,
                  catalog: Catalog, options: SyncOptions | None = None, *,
@@ -113,9 +101,10 @@ class UsageReconciler:
                   through: datetime | None = None, record: bool = True) -> ReconcileReport:
         """Compare every billable tenant (or `tenants`) over `period` ("current" or YYYY-MM);
         drifts are recorded and alerted unless `record` is False."""
-        label = (period or "current").strip()
-        month = None if label == "current" else month_window(label)
         now = self.clock()
+        choice = parse_period(period, now)
+        label = choice.label
+        month = None if choice.month is None else month_bounds(choice.month)
         cutoff = through or datetime.combine(now.date(), time.min, tzinfo=UTC)
         report = ReconcileReport(label, cutoff, self.wall())
         wanted = None if tenants is None else sorted(set(tenants))
