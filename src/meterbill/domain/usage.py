@@ -84,6 +84,7 @@ class DailyTotal(NamedTuple):
 
 
 class BatchTooLarge(InvalidInput):
+    status = 413  # the API's answer too: one rule for the batch size
     default_code = "batch_too_large"
 
     def __init__(self, size: int, limit: int = MAX_BATCH) -> None:

@@ -201,7 +201,7 @@ def test_batch_limit_is_10000() -> None:
     assert len(good.events) == MAX_BATCH
     with pytest.raises(BatchTooLarge) as raised:
         parse_batch([event()] * (MAX_BATCH + 1), now=NOW)
-    assert raised.value.field == "events" and raised.value.status == 400
+    assert raised.value.field == "events" and raised.value.status == 413  # as the API answers
     assert "at most 10,000" in raised.value.message and "10,001" in raised.value.message
 
 

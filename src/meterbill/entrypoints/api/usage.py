@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from meterbill.bootstrap import Container
-from meterbill.domain.usage import MAX_BATCH, METRICS
+from meterbill.domain.usage import MAX_BATCH, METRICS, BatchTooLarge
 from meterbill.services.usage.ingest import IngestResult
 from meterbill.services.usage.view import UsageViewService
 
@@ -93,9 +93,7 @@ def _events_of(body: bytes) -> list[Any]:
         raise _BadBatch(422, "invalid_request", "events must be a list of event objects (got "
                         f"{type(events).__name__}).", "events")
     if len(events) > MAX_BATCH:
-        raise _BadBatch(413, "batch_too_large", f"A batch holds at most {MAX_BATCH:,} events; "
-                        f"this one has {len(events):,}. Split it into smaller batches and send "
-                        "each one.", "events", limit=MAX_BATCH, size=len(events))
+        raise BatchTooLarge(len(events))  # 413, answered by the API's error mapping
     return events
 
 
