@@ -195,7 +195,7 @@ class DunningService:
                                                    proposed.state if proposed else None),
             Cause("webhook", event.id, invoice, subscription,
                   _amount(invoice) if invoice else 0, invoice.currency if invoice else "usd"),
-            proposed)
+            proposed, current)
         notes.append(self._note(tenant, change))
         return "; ".join(notes)
 

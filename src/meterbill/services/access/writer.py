@@ -102,11 +102,13 @@ class TenantAccessService:
         return decide_access(self.policy, self.facts(session, tenant))
 
     def apply(self, session: DbSession, tenant: Tenant, facts: AccessFacts, cause: Cause,
-              proposed: Decision | None = None) -> AccessChange:
+              proposed: Decision | None = None,
+              current: DunningState | None = None) -> AccessChange:
         """Decide on `facts` and write the result; `proposed` is the dunning policy's (or the
-        operator's) decision that `facts.dunning` comes from. The caller owns the transaction
+        operator's) decision that `facts.dunning` comes from, `current` the dunning state the
+        caller read in this turn (read here when not given). The caller owns the transaction
         and has taken its turn on the tenant (a locked row, or the handler's version claim)."""
-        current = dunning_state(session, tenant)
+        current = current if current is not None else dunning_state(session, tenant)
         decision = decide_access(self.policy, facts)
         record = settle(self.policy, current, facts, decision, proposed)
         before = stored_access(tenant)
