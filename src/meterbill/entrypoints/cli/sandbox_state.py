@@ -11,24 +11,19 @@ state in a data file next to the database (`var/meterbill.db` → `var/meterbill
   over HTTP (as with STRIPE_API_BASE), so both see the same objects; without a server it takes
   the lock itself, loads the data file, and saves it when it ends.
 
-Locks are `flock` locks (POSIX); where `fcntl` is missing, commands run without the guard.
+Locks are `flock` locks (entrypoints/cli/locked_file.py).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from meterbill.config import Settings
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+from .locked_file import LockedFile
 
 SUFFIX = ".stripe-sandbox"
 
@@ -46,47 +41,24 @@ class SandboxLock:
     """An exclusive lock on `<data file>.lock`, whose content says who holds it."""
 
     def __init__(self, data: Path) -> None:
-        self.path = data.with_suffix(".lock")
-        self._handle: IO[str] | None = None
+        self.file = LockedFile(data.with_suffix(".lock"))
+        self.path = self.file.path
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
-        if fcntl is not None:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                handle.close()
-                return False
-        self._handle = handle
+        if not self.file.try_lock():
+            return False
         self.write_info({"pid": os.getpid()})
         return True
 
     def holder(self) -> dict[str, Any]:
         """What the current holder wrote (`pid`, and `url` for a running server)."""
-        try:
-            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
-        except (OSError, ValueError):
-            return {}
-        return info if isinstance(info, dict) else {}
+        return self.file.read()
 
     def write_info(self, info: dict[str, Any]) -> None:
-        assert self._handle is not None, "write_info needs the lock"
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(json.dumps(info))
-        self._handle.flush()
+        self.file.write(info)
 
     def release(self) -> None:
-        if self._handle is None:
-            return
-        with contextlib.suppress(OSError):
-            self._handle.seek(0)
-            self._handle.truncate()
-        if fcntl is not None:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-        self._handle.close()
-        self._handle = None
+        self.file.unlock(keep=False)
 
 
 def acquire_or_find_server(lock: SandboxLock, wait_seconds: float = 15.0) -> str | None:

@@ -7,25 +7,18 @@ server from the record a dead one left behind, which stays on disk on purpose: t
 `serve` reads its sandbox port from it, so the sandbox keeps its port (and its invoice links
 keep working) across restarts.
 
-Where `fcntl` is missing (not POSIX), whether the recorded pid still runs decides instead.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 from meterbill.config import Settings
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not POSIX
-    fcntl = None  # type: ignore[assignment]
+from .locked_file import LockedFile
 
 SUFFIX = ".server.json"
 
@@ -47,8 +40,8 @@ def reachable_url(host: str, port: int) -> str:
 
 class ServerRecord:
     def __init__(self, path: Path) -> None:
+        self.file = LockedFile(path)
         self.path = path
-        self._handle: IO[str] | None = None
 
     # --- the server's side -------------------------------------------------------------------
 
@@ -56,57 +49,32 @@ class ServerRecord:
         """Take the record for this process; False while another live server holds it.
 
         Probes by other commands hold the lock for an instant, hence the short wait."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + wait_seconds
-        while True:
-            handle = open(self.path, "a+", encoding="utf-8")  # noqa: SIM115 - held until release
-            if fcntl is None:
-                if _pid_alive(_read(self.path).get("pid")):
-                    handle.close()
-                    return False
-                break
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                handle.close()
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.05)
-        self._handle = handle
+        while not self.file.try_lock():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
         return True
 
     def publish(self, info: dict[str, Any]) -> None:
-        assert self._handle is not None, "publish needs the record claimed"
-        self._handle.seek(0)
-        self._handle.truncate()
-        self._handle.write(json.dumps(info))
-        self._handle.flush()
+        self.file.write(info)
 
     def release(self) -> None:
         """Unlock, leaving the content for the next server (a dead server's record)."""
-        if self._handle is None:
-            return
-        if fcntl is None:
-            with contextlib.suppress(OSError):
-                self.publish({k: v for k, v in self.last().items() if k != "pid"})
-        else:
-            fcntl.flock(self._handle.fileno(), fcntl.LOCK_UN)
-        self._handle.close()
-        self._handle = None
+        self.file.unlock(keep=True)
 
     # --- everyone else's side ----------------------------------------------------------------
 
     def last(self) -> dict[str, Any]:
         """What the last server wrote, running or not ({} when there was none)."""
-        return _read(self.path)
+        return self.file.read()
 
     def running(self, wait_seconds: float = 5.0) -> dict[str, Any] | None:
         """The record of the live server (with its `api` URL), or None when none runs.
 
         A server that has just claimed the record but not yet written it is waited for."""
         deadline = time.monotonic() + wait_seconds
-        while self.path.exists() and self._held():
+        while self.path.exists() and self.file.held_elsewhere():
             info = self.last()
             if isinstance(info.get("api"), str):
                 return info
@@ -114,21 +82,6 @@ class ServerRecord:
                 return None
             time.sleep(0.05)
         return None
-
-    def _held(self) -> bool:
-        if fcntl is None:
-            return _pid_alive(self.last().get("pid"))
-        try:
-            handle = open(self.path, encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError:
-            return False
-        with handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except OSError:
-                return True  # a server holds it
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            return False
 
 
 def remembered_port(info: dict[str, Any], key: str) -> int | None:
@@ -140,23 +93,3 @@ def remembered_port(info: dict[str, Any], key: str) -> int | None:
         return urlsplit(url).port
     except ValueError:
         return None
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        info = json.loads(path.read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):  # absent, or caught halfway through a write
-        return {}
-    return info if isinstance(info, dict) else {}
-
-
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
