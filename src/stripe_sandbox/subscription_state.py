@@ -401,6 +401,12 @@ def end_trial(sandbox: Sandbox, sub: dict[str, Any], at: int,
     if sub["cancel_at_period_end"] or (sub["cancel_at"] is not None and sub["cancel_at"] <= at):
         end_subscription(sandbox, sub, at, reason=None, request=request)
         return None
+    if sub.get("schedule"):  # a phase starting at the trial end applies before the invoice
+        from .resources.subscription_schedules import before_renewal
+
+        before_renewal(sandbox, sub, at)
+        if sub["status"] in ENDED:
+            return None
     before = snapshot(sub)
     trial_start, _ = period(sub)
     missing = (sub.get("trial_settings") or {}).get("end_behavior", {}).get(

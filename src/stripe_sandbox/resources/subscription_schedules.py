@@ -24,7 +24,7 @@ Refused with a 400 naming the parameter: a schedule that starts in the future (`
 `end_date`, `duration`, `proration_behavior` and `metadata` (trials, coupons, tax, invoice
 items, collection settings, anchors), `price_data`/`plan` on phase items, phases with
 `proration_behavior=always_invoice`, `pause_schedules`, and a schedule on a subscription that
-already has one or is trialing.
+already has one or is incomplete.
 """
 
 from __future__ import annotations
@@ -367,9 +367,10 @@ def _from_subscription(call: Call, sub_id: str, end_behavior: str) -> dict[str, 
     if sub is None:
         raise InvalidRequestError(f"No such subscription: '{sub_id}'",
                                   param="from_subscription", code="resource_missing")
-    if sub["status"] in state.ENDED or sub["status"] in ("incomplete", "trialing", "paused"):
+    if sub["status"] in state.ENDED or sub["status"] in ("incomplete", "paused"):
         raise InvalidRequestError(
-            f"The sandbox can put only an active or past_due subscription on a schedule; "
+            f"The sandbox can put only a trialing, active, past_due or unpaid subscription "
+            f"on a schedule; "
             f"{sub_id} is {sub['status']}.", param="from_subscription")
     if sub.get("schedule"):
         raise InvalidRequestError(f"Subscription {sub_id} is already managed by the "
@@ -381,6 +382,8 @@ def _from_subscription(call: Call, sub_id: str, end_behavior: str) -> dict[str, 
     items = [_phase_item(item["price"], item["quantity"], item["metadata"])
              for item in state.items_of(sub)]
     sched["phases"] = [_phase(items, sub["currency"], start, end, "create_prorations")]
+    if sub["status"] == "trialing":
+        sched["phases"][0]["trial_end"] = sub["trial_end"]
     _refresh_current(sched)
     call.store.put(sched)
     before = state.snapshot(sub)
