@@ -366,6 +366,13 @@ def arm_trial_notice(sandbox: Sandbox, sub: dict[str, Any], at: int,
 
 def renew(sandbox: Sandbox, sub: dict[str, Any], at: int) -> None:
     """The period ended at `at`: start the next one and draft its invoice."""
+    ended_items = list(items_of(sub))
+    if sub.get("schedule"):  # a phase starting at the period end applies before the invoice
+        from .resources.subscription_schedules import before_renewal
+
+        before_renewal(sandbox, sub, at)
+        if sub["status"] in ENDED:
+            return
     start_at, end_at = period(sub)
     if sub["cancel_at_period_end"] or (sub["cancel_at"] is not None and sub["cancel_at"] <= at):
         end_subscription(sandbox, sub, at, reason=None, final_usage=True)
@@ -375,8 +382,14 @@ def renew(sandbox: Sandbox, sub: dict[str, Any], at: int) -> None:
     set_period(sub, end_at, schedule.next_boundary(sub["billing_cycle_anchor"], unit, count, at))
     invoice = draft_invoice(sandbox, sub, at, "subscription_cycle", (start_at, end_at),
                             auto_advance=sub["status"] != "unpaid")
-    invoicing.add_lines(invoice, cycle_lines(sandbox, sub, invoice, licensed=period(sub),
-                                             metered=(start_at, end_at)))
+    if [i["price"]["id"] for i in ended_items] == [i["price"]["id"] for i in items_of(sub)]:
+        lines = cycle_lines(sandbox, sub, invoice, licensed=period(sub),
+                            metered=(start_at, end_at))
+    else:  # a new phase: the ended period's usage is billed at the prices it was used under
+        lines = cycle_lines(sandbox, sub, invoice, licensed=period(sub), metered=None)
+        lines += cycle_lines(sandbox, sub, invoice, licensed=None, metered=(start_at, end_at),
+                             items=ended_items)
+    invoicing.add_lines(invoice, lines)
     invoicing.save_new(sandbox, invoice)
     sub["latest_invoice"] = invoice["id"]
     emit_updated(sandbox, sub, before)
@@ -388,6 +401,12 @@ def end_trial(sandbox: Sandbox, sub: dict[str, Any], at: int,
     if sub["cancel_at_period_end"] or (sub["cancel_at"] is not None and sub["cancel_at"] <= at):
         end_subscription(sandbox, sub, at, reason=None, request=request)
         return None
+    if sub.get("schedule"):  # a phase starting at the trial end applies before the invoice
+        from .resources.subscription_schedules import before_renewal
+
+        before_renewal(sandbox, sub, at)
+        if sub["status"] in ENDED:
+            return None
     before = snapshot(sub)
     trial_start, _ = period(sub)
     missing = (sub.get("trial_settings") or {}).get("end_behavior", {}).get(

@@ -2,9 +2,10 @@
 
 `run(client)` creates a customer with a card, a product with a licensed and a metered price, a
 billing meter with events, an adjustment and a summary, a subscription (so an invoice with line
-items), an invoice item, a test clock, a webhook endpoint and a portal session, and collects every
-response per resource type (`object`). A step that fails records the error and the steps that
-need its result record that they were blocked, so each resource reports on its own.
+items) and its schedule, an invoice item, a test clock, a webhook endpoint and a portal
+session, and collects every response per resource type (`object`). A step that fails records
+the error and the steps that need its result record that they were blocked, so each resource
+reports on its own.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ RESOURCES = (
     "billing.meter_event_summary",
     "subscription",
     "subscription_item",
+    "subscription_schedule",
     "invoice",
     "line_item",
     "invoiceitem",
@@ -187,6 +189,29 @@ def run(client: stripe.StripeClient) -> dict[str, Outcome]:
               lambda: list(s.need("subscription")["items"].data))
     s.step("subscription_item", "v1.subscription_items.retrieve",
            lambda: v1.subscription_items.retrieve(s.need("subscription")["items"].data[0].id))
+
+    s.step("subscription_schedule", "v1.subscription_schedules.create (from_subscription)",
+           lambda: v1.subscription_schedules.create(params={
+               "from_subscription": s.need("subscription").id}), key="schedule")
+
+    def next_phase() -> Any:
+        current = s.need("schedule").phases[0]
+        return v1.subscription_schedules.update(s.need("schedule").id, params={
+            "end_behavior": "release",
+            "phases": [
+                {"items": [{"price": i.price, **({"quantity": i.quantity} if i.quantity
+                                                 else {})} for i in current["items"]],
+                 "start_date": current.start_date, "end_date": current.end_date},
+                {"items": [{"price": s.need("base_price").id, "quantity": 2}]},
+            ]})
+
+    s.step("subscription_schedule", "v1.subscription_schedules.update", next_phase)
+    s.step("subscription_schedule", "v1.subscription_schedules.retrieve",
+           lambda: v1.subscription_schedules.retrieve(s.need("schedule").id))
+    s.collect("subscription_schedule", "v1.subscription_schedules.list",
+              lambda: v1.subscription_schedules.list().data)
+    s.step("subscription_schedule", "v1.subscription_schedules.release",
+           lambda: v1.subscription_schedules.release(s.need("schedule").id))
 
     s.step("invoice", "v1.invoices.retrieve (latest_invoice)", lambda: v1.invoices.retrieve(
         _id(s.need("subscription").latest_invoice or _blocked("latest_invoice is null"))),

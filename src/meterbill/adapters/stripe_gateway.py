@@ -107,6 +107,10 @@ def _data(obj: Any) -> dict[str, Any]:
     return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
 
 
+def _ref(value: Any) -> str:
+    return value if isinstance(value, str) else str(value.id)
+
+
 def _opts(idempotency_key: str) -> Any:
     return {"idempotency_key": idempotency_key}
 
@@ -249,6 +253,34 @@ class StripeGateway:
             obj = self.client.v1.subscriptions.update(subscription_id, params=params,
                                                       options=_opts(idempotency_key))
         return records.subscription(_data(obj))
+
+    def schedule_next_phase(self, subscription_id: str, next_price_ids: Sequence[str], *,
+                            idempotency_key: str) -> str:
+        with stripe_errors("schedule the plan change"):
+            schedule = self.client.v1.subscription_schedules.create(
+                params={"from_subscription": subscription_id},
+                options=_opts(f"{idempotency_key}:create"))
+            current = schedule.phases[0]
+            keep: list[Any] = [
+                {"price": _ref(item.price), **({"quantity": item.quantity}
+                                               if item.quantity else {})}
+                for item in current["items"]]
+            base, *metered = next_price_ids
+            following: list[Any] = [{"price": base, "quantity": 1}]
+            following += [{"price": p} for p in metered]
+            self.client.v1.subscription_schedules.update(schedule.id, params={
+                "end_behavior": "release",
+                "phases": [
+                    {"items": keep, "start_date": current.start_date,
+                     "end_date": current.end_date},
+                    {"items": following, "proration_behavior": "none"},
+                ]}, options=_opts(f"{idempotency_key}:phases"))
+        return str(schedule.id)
+
+    def release_schedule(self, schedule_id: str, *, idempotency_key: str) -> None:
+        with stripe_errors("release the subscription schedule"):
+            self.client.v1.subscription_schedules.release(schedule_id,
+                                                          options=_opts(idempotency_key))
 
     # --- catalog -----------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ def subscription(data: dict[str, Any]) -> SubscriptionRecord:
         latest_invoice=ref(data.get("latest_invoice")),
         default_payment_method=ref(data.get("default_payment_method")),
         metadata=dict(data.get("metadata") or {}),
+        schedule_id=ref(data.get("schedule")),
     )
 
 

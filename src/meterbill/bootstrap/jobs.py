@@ -18,9 +18,6 @@ from ..services.usage.reconcile import daily_job
 if TYPE_CHECKING:
     from .container import Container
 
-PLAN_CHANGES_SECONDS = 3600.0
-
-
 @dataclass(frozen=True)
 class _Entry:
     name: str
@@ -45,9 +42,6 @@ TABLE = (
                             s.notification_send_interval_seconds),
            lambda c: _counts(c.notifications.send_due().as_dict()), leader=False,
            description="send due emails and alerts, retrying failed ones"),
-    _Entry("plan-changes", lambda s: _every(PLAN_CHANGES_SECONDS, 60.0),
-           lambda c: {"applied": len(c.subscriptions.apply_due_plan_changes())}, leader=True,
-           description="apply downgrades recorded for the period end"),
     _Entry("usage-sync",
            lambda s: _every(s.usage_sync_interval_seconds, s.usage_sync_first_run_seconds),
            lambda c: _counts(daily_job(c.usage_sync, c.usage_reconcile)), leader=True,

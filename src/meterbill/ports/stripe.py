@@ -48,6 +48,7 @@ class SubscriptionRecord:
     latest_invoice: str | None
     default_payment_method: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    schedule_id: str | None = None  # the subscription schedule managing it, if any
 
     @property
     def current_period_start(self) -> datetime | None:
@@ -136,6 +137,13 @@ class StripePort(Protocol):
     def change_subscription_prices(self, subscription_id: str, item_prices: Mapping[str, str],
                                    *, proration_behavior: str, metadata: Mapping[str, str],
                                    idempotency_key: str) -> SubscriptionRecord: ...
+    # A subscription schedule whose current phase keeps the subscription's items until the
+    # period end and whose next phase has `next_price_ids` (base quantity 1, metered without),
+    # released after that phase; returns the schedule's id. Keys: `{idempotency_key}:create`
+    # and `{idempotency_key}:phases`.
+    def schedule_next_phase(self, subscription_id: str, next_price_ids: Sequence[str], *,
+                            idempotency_key: str) -> str: ...
+    def release_schedule(self, schedule_id: str, *, idempotency_key: str) -> None: ...
 
     # catalog
     def prices_by_lookup_key(self, lookup_keys: Sequence[str]) -> dict[str, PriceRecord]: ...

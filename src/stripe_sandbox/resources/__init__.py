@@ -18,6 +18,7 @@ _MODULES = [
     "invoiceitems",
     "invoices",
     "subscriptions",
+    "subscription_schedules",
     "test_clocks",
     "events",
     "webhook_endpoints",

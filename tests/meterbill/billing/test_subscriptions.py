@@ -352,19 +352,12 @@ def test_downgrade_waits_for_the_period_end(container: Container, subscribed: st
     assert _price_keys(stripe_client, subscribed) == ["meterbill_pro_base_monthly",
                                                       "meterbill_pro_overage_monthly"]
     assert container.tenants.get("acme").pending_plan == "starter"
-    assert container.subscriptions.apply_due_plan_changes() == []  # the period has not ended
-
-    # Let the recorded period end pass: Stripe's current period now starts after it.
-    with container.db.session() as session:
-        row = session.get(Subscription, subscribed)
-        assert row is not None and row.current_period_start is not None
-        row.pending_plan_at = row.current_period_start
-    applied = container.subscriptions.apply_due_plan_changes()
-    assert [(a.effective, a.to_plan) for a in applied] == [("period_end", "starter")]
-    assert _price_keys(stripe_client, subscribed) == ["meterbill_starter_base_monthly",
-                                                      "meterbill_starter_overage_monthly"]
-    assert applied[0].subscription.pending_plan is None
-    assert container.subscriptions.apply_due_plan_changes() == []
+    schedule_id = stripe_client.v1.subscriptions.retrieve(subscribed).schedule
+    schedule = stripe_client.v1.subscription_schedules.retrieve(schedule_id)
+    assert (schedule.status, schedule.end_behavior) == ("active", "release")
+    assert sorted(stripe_client.v1.prices.retrieve(i.price).lookup_key
+                  for i in schedule.phases[1]["items"]) == [
+        "meterbill_starter_base_monthly", "meterbill_starter_overage_monthly"]
 
 
 def test_choosing_the_current_plan_drops_a_pending_downgrade(container: Container,
@@ -374,6 +367,9 @@ def test_choosing_the_current_plan_drops_a_pending_downgrade(container: Containe
     container.subscriptions.change_plan(subscribed, "starter")
     kept = container.subscriptions.change_plan(subscribed, "pro")
     assert (kept.effective, kept.to_plan, kept.subscription.pending_plan) == ("now", "pro", None)
+    assert container.gateway.retrieve_subscription(subscribed).schedule_id is None
+    with pytest.raises(Conflict, match="no pending plan change"):
+        container.subscriptions.cancel_pending_change(subscribed)
 
 
 def test_downgrade_now_when_configured(settings: object, sandbox: Sandbox,

@@ -107,22 +107,12 @@ def test_db_upgrade_reports_the_head_revision(cli: Run) -> None:
     assert "password" not in first["database"]
 
 
-def test_apply_due_changes_applies_a_downgrade_once_its_period_has_ended(
-    cli: Run, container: Container
-) -> None:
-    from meterbill.adapters.db.models import Subscription
-
+def test_cancel_downgrade_keeps_the_current_plan(cli: Run) -> None:
     _json(cli("tenants", "create", "t_down", "--email", "d@acme.test", "--json"))
     sub = _json(cli("subscriptions", "create", "--tenant", "t_down", "--plan", "pro",
                     "--payment-method", "pm_card_visa", "--trial-days", "7", "--json"))
     change = _json(cli("subscriptions", "change-plan", sub["id"], "--plan", "starter", "--json"))
-    assert change["effective"] == "period_end"
-    assert _json(cli("subscriptions", "apply-due-changes", "--json"))["count"] == 0
-
-    with container.db.session() as session:  # let the recorded period end pass
-        row = session.get(Subscription, sub["id"])
-        assert row is not None and row.current_period_start is not None
-        row.pending_plan_at = row.current_period_start
-    done = _json(cli("subscriptions", "apply-due-changes", "--json"))
-    assert [(c["from_plan"], c["to_plan"]) for c in done["applied"]] == [("pro", "starter")]
-    assert _json(cli("subscriptions", "apply-due-changes", "--json"))["count"] == 0
+    assert (change["effective"], change["subscription"]["pending_plan"]) == ("period_end",
+                                                                             "starter")
+    kept = _json(cli("subscriptions", "cancel-downgrade", sub["id"], "--json"))
+    assert (kept["to_plan"], kept["subscription"]["pending_plan"]) == ("pro", None)

@@ -118,8 +118,8 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     latest_invoice: Mapped[str | None] = mapped_column(String(64))
-    # A downgrade waiting for the period to end: applied once Stripe's period starts at or
-    # after `pending_plan_at` (see services/billing/subscriptions.py).
+    # A downgrade waiting for the period to end (`pending_plan_at`): the next phase of the
+    # subscription's Stripe schedule (see services/billing/subscriptions.py).
     pending_plan: Mapped[str | None] = mapped_column(String(40))
     pending_plan_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Bumped on every change we make in Stripe: part of the next update's idempotency key.

@@ -210,11 +210,6 @@ class SubscriptionRepository(_Repository):
                  .order_by(Subscription.created_at))
         return self.session.scalars(query).all()
 
-    def with_pending_plan(self) -> Sequence[Subscription]:
-        query = select(Subscription).where(Subscription.pending_plan.is_not(None))
-        return self.session.scalars(query).all()
-
-
 @dataclass(frozen=True, slots=True)
 class EntitlementFacts:
     """The stored facts a tenant's entitlement is decided on."""

@@ -66,9 +66,22 @@ def resume_subscription(
 @router.post(
     "/{subscription_id}/plan",
     summary="Change plan",
-    description="Upgrades take effect now, prorated; downgrades at period end (configurable).",
+    description="Upgrades take effect now, prorated; downgrades at period end (configurable), "
+                "as the next phase of a Stripe subscription schedule.",
 )
 def change_plan(
     subscription_id: SubscriptionIdPath, body: PlanChange, container: ContainerDep
 ) -> dict[str, Any]:
     return container.subscriptions.change_plan(subscription_id, body.plan_type).to_dict()
+
+
+@router.delete(
+    "/{subscription_id}/plan",
+    summary="Cancel a pending downgrade",
+    description="Keeps the current plan: releases the subscription schedule that would "
+                "downgrade it at the period end (409 when nothing is pending).",
+)
+def cancel_pending_plan(
+    subscription_id: SubscriptionIdPath, container: ContainerDep
+) -> dict[str, Any]:
+    return container.subscriptions.cancel_pending_change(subscription_id).to_dict()

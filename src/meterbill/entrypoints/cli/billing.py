@@ -164,15 +164,15 @@ def subscriptions_change_plan(
              key_values(None, data["subscription"]))
 
 
-@subscriptions_app.command("apply-due-changes")
-def subscriptions_apply_due_changes(ctx: typer.Context, as_json: JsonFlag = False) -> None:
-    """Apply downgrades whose period has ended in Stripe (run it hourly, e.g. from cron)."""
+@subscriptions_app.command("cancel-downgrade")
+def subscriptions_cancel_downgrade(
+    ctx: typer.Context, subscription_id: SubscriptionArg, as_json: JsonFlag = False
+) -> None:
+    """Keep the current plan: drop a downgrade waiting for the period end."""
     cli = cli_context(ctx)
     with reported(as_json), cli.container(needs_stripe=True) as container:
-        applied = [change.to_dict() for change in container.subscriptions.apply_due_plan_changes()]
-        rows = [(c["subscription"]["id"], c["from_plan"], c["to_plan"]) for c in applied]
-        show({"applied": applied, "count": len(applied)}, as_json,
-             table(f"Plan changes applied ({len(rows)})", ("subscription", "from", "to"), rows))
+        data = container.subscriptions.cancel_pending_change(subscription_id).to_dict()
+        show(data, as_json, key_values(f"Subscription {subscription_id}", data["subscription"]))
 
 
 def _customer_of(container: Any, tenant_id: str) -> str | None:

@@ -11,13 +11,15 @@ same operation repeats the same key while the next, different operation gets a n
 `subscription:{id}:{operation}:r{revision}` for updates (the row's revision, bumped on every
 change).
 
-Downgrades at period end: Stripe's subscription schedules are not available in the sandbox, so a
-downgrade is recorded on our row (`pending_plan`, `pending_plan_at` = the period's end) and
-Stripe is left alone until the period has rolled over. `apply_due_plan_changes()` (run it from
-the scheduler or after a `customer.subscription.updated`/`invoice.created` webhook) then swaps
-both prices with `proration_behavior=create_prorations`: the renewal invoice billed the ending
-period's usage under the old plan and the new period's base at the old price, and the proration
-credits that difference on the next invoice. Until it runs, the old plan stays in force.
+Downgrades at period end are Stripe subscription schedules: the current phase keeps the
+subscription's items until the period end, the next phase has the new plan's base and overage
+prices, and the schedule releases the subscription after it (`end_behavior=release`). So the
+renewal invoice bills the new plan's base fee, and the ending period's usage at the old plan's
+overage price; nothing is credited later. Our row records the pending plan (`pending_plan`,
+`pending_plan_at`) for the API and the summary; the `customer.subscription.updated` webhook
+of the phase change brings the new plan to the row and clears it (`store_subscription`).
+Choosing the current plan again (or `cancel_pending_change`) releases the schedule; an upgrade
+or a cancellation at period end releases it first.
 """
 
 from __future__ import annotations
@@ -233,6 +235,8 @@ class SubscriptionService:
         if not is_live(current.status):
             raise Conflict(f"Subscription {subscription_id} is already {current.status}.",
                            code="subscription_not_live")
+        if current.schedule_id is not None:  # the pending downgrade is moot
+            current = self._release(subscription_id, current.schedule_id)
         if at_period_end:
             if current.cancel_at_period_end:
                 return self._store(current)
@@ -286,46 +290,57 @@ class SubscriptionService:
         from_plan = self._plan_or_none(from_key)
         direction = plan_change_direction(from_plan, target) if from_plan else "upgrade"
         if direction == "same":
-            if pending is None:
+            if pending is None and current.schedule_id is None:
                 raise Conflict(f"Subscription {subscription_id} is already on plan "
                                f"{target.key}.", field="plan_type", code="same_plan")
-            view = self._store(current, clear_pending=True)  # keep the plan: drop the downgrade
-            return PlanChangeView(view, "now", from_key, target.key, None)
+            return self.cancel_pending_change(subscription_id)
+        if current.schedule_id is not None:  # a pending downgrade gives way to this change
+            current = self._release(subscription_id, current.schedule_id)
         if direction == "downgrade" and self.policy.downgrade_at_period_end:
-            effective_at = current.current_period_end
-            if effective_at is None:
-                raise StripeInvalidRequest(f"Subscription {subscription_id} has no current "
-                                           "period end in Stripe; cannot schedule a downgrade.")
-            with self.db.session() as session:
-                row = self._row(session, subscription_id)
-                row.pending_plan, row.pending_plan_at = target.key, effective_at
-            view = self._store(current)
-            return PlanChangeView(view, "period_end", from_key, target.key, None)
+            return self._schedule_downgrade(subscription_id, current, from_key, target)
         proration = (self.policy.upgrade_proration if direction == "upgrade"
                      else "create_prorations")  # a downgrade now: credit on the next invoice
         return self._swap_prices(subscription_id, current, target, proration, "now")
 
-    def apply_due_plan_changes(self) -> list[PlanChangeView]:
-        """Apply recorded downgrades whose period has ended in Stripe (see module docstring)."""
+    def cancel_pending_change(self, subscription_id: str) -> PlanChangeView:
+        """Keep the current plan: release the schedule that would downgrade it."""
+        current = self._fetch(subscription_id)
         with self.db.session() as session:
-            due = [(row.id, row.pending_plan, row.pending_plan_at)
-                   for row in SubscriptionRepository(session).with_pending_plan()]
-        applied: list[PlanChangeView] = []
-        for subscription_id, plan_key, effective_at in due:
-            current = self.gateway.retrieve_subscription(subscription_id)
-            if not is_live(current.status) or current.cancel_at_period_end:
-                self._store(current, clear_pending=True)
-                continue
-            start = current.current_period_start
-            if plan_key is None or effective_at is None or start is None or start < effective_at:
-                continue
-            target = self._plan_or_none(plan_key)
-            if target is None:  # the plan left the catalog meanwhile: drop the change
-                self._store(current, clear_pending=True)
-                continue
-            applied.append(self._swap_prices(subscription_id, current, target,
-                                             "create_prorations", "period_end"))
-        return applied
+            row = self._row(session, subscription_id)
+            plan_key, pending = row.plan_type, row.pending_plan
+        if pending is None and current.schedule_id is None:
+            raise Conflict(f"Subscription {subscription_id} has no pending plan change.",
+                           code="no_pending_change")
+        if current.schedule_id is not None:
+            current = self._release(subscription_id, current.schedule_id)
+        view = self._store(current, clear_pending=True)
+        return PlanChangeView(view, "now", plan_key, plan_key, None)
+
+    def _schedule_downgrade(self, subscription_id: str, current: SubscriptionRecord,
+                            from_key: str, target: Plan) -> PlanChangeView:
+        effective_at = current.current_period_end
+        if effective_at is None:
+            raise StripeInvalidRequest(f"Subscription {subscription_id} has no current "
+                                       "period end in Stripe; cannot schedule a downgrade.")
+        prices = self._price_ids(target)
+        revision = self._revision(subscription_id)
+        self.gateway.schedule_next_phase(
+            subscription_id, prices,
+            idempotency_key=f"subscription:{subscription_id}:downgrade:{target.key}:r{revision}")
+        record = self.gateway.retrieve_subscription(subscription_id)
+        with self.db.session() as session:
+            row = self._row(session, subscription_id)
+            row.pending_plan, row.pending_plan_at = target.key, effective_at
+        view = self._store(record, bump=True)
+        return PlanChangeView(view, "period_end", from_key, target.key, None)
+
+    def _release(self, subscription_id: str, schedule_id: str) -> SubscriptionRecord:
+        """Release the subscription from its schedule (the pending downgrade goes)."""
+        self.gateway.release_schedule(
+            schedule_id, idempotency_key=f"subscription_schedule:{schedule_id}:release")
+        record = self.gateway.retrieve_subscription(subscription_id)
+        self._store(record, clear_pending=True, bump=True)
+        return record
 
     def _swap_prices(self, subscription_id: str, current: SubscriptionRecord, target: Plan,
                      proration: str, effective: Literal["now", "period_end"]) -> PlanChangeView:
@@ -437,14 +452,15 @@ def apply_subscription_record(row: Subscription, tenant: Tenant, record: Subscri
 
 
 def plan_of(catalog: Catalog, record: SubscriptionRecord, fallback: str | None) -> str | None:
-    """The plan key: what meterbill wrote in the metadata, else the base price's lookup key."""
-    key = record.metadata.get("plan_type")
-    if key and key in catalog.keys():
-        return key
-    for item in record.items:
+    """The plan key: the one a price's lookup key names, else what meterbill wrote in the
+    metadata (a price whose lookup key moved on to a newer price)."""
+    for item in record.items:  # first: a schedule's phase changes prices, not metadata
         plan = catalog.plan_for_lookup_key(item.price_lookup_key or "")
         if plan is not None:
             return plan.key
+    key = record.metadata.get("plan_type")
+    if key and key in catalog.keys():
+        return key
     return fallback
 
 
@@ -462,12 +478,25 @@ def store_subscription(session: DbSession, catalog: Catalog, tenant: Tenant,
             plan_type=plan, status=record.status, revision=0, cancel_at_period_end=False,
             created_at=now, updated_at=now))
     elif plan is not None:
+        if plan != row.plan_type:  # a schedule's phase started: follow its items
+            _follow_items(row, catalog.get(plan), record)
         row.plan_type = plan
+    if row.pending_plan is not None and (record.schedule_id is None
+                                         or row.pending_plan == row.plan_type):
+        row.pending_plan, row.pending_plan_at = None, None  # applied, or released
     if apply_subscription_record(row, tenant, record, now):
         return (f"subscription {record.id} {record.status}, plan {row.plan_type}, "
                 f"cancel_at_period_end={record.cancel_at_period_end}")
     return (f"subscription {record.id} {record.status} recorded; tenant {tenant.tenant_id} "
             f"follows {tenant.stripe_subscription_id}")
+
+
+def _follow_items(row: Subscription, plan: Plan, record: SubscriptionRecord) -> None:
+    for item in record.items:
+        if item.price_lookup_key == plan.base_lookup_key:
+            row.base_item_id, row.base_price_id = item.id, item.price_id
+        elif item.price_lookup_key == plan.overage_lookup_key:
+            row.overage_item_id, row.overage_price_id = item.id, item.price_id
 
 
 def _bad_payment_method(message: str, error: MeterbillError) -> InvalidInput:
