@@ -131,3 +131,24 @@ def test_authentication_left_alone_expires_and_the_tenant_is_told(
     assert (state["access"], state["status"]) == ("none", "incomplete_expired")
     assert len(notices(container, "subscription_canceled")) == 1
     assert len(_kinds(container, "payment_authentication_required")) == 1
+
+
+def test_a_trial_without_a_card_says_so_and_is_listed(
+        container: Container, api: TestClient, auth: dict[str, str],
+        stripe_client: stripe.StripeClient) -> None:
+    _, customer = _customer(container, stripe_client)
+    strict = api.post("/subscriptions", headers=auth, json={
+        "customer_id": customer, "plan_type": "pro", "tenant_id": TENANT, "trial_days": 7})
+    assert strict.status_code == 422  # REQUIRE_PAYMENT_METHOD: no trial without a card
+    relaxed = container.subscriptions
+    relaxed.policy = type(relaxed.policy)(require_payment_method=False)
+    body = api.post("/subscriptions", headers=auth, json={
+        "customer_id": customer, "plan_type": "pro", "tenant_id": TENANT,
+        "trial_days": 7}).json()
+    assert (body["status"], body["trialing_without_payment_method"],
+            body["payment_method_on_file"]) == ("trialing", True, False)
+    listed = api.get("/subscriptions", params={"status": "trialing_without_payment_method"},
+                     headers=auth).json()["data"]
+    assert [s["id"] for s in listed] == [body["id"]]
+    assert api.get("/subscriptions", params={"status": "bogus"}, headers=auth).status_code \
+        in (400, 422)
