@@ -3,6 +3,14 @@
 Both links are `{public_url}/invoice/{invoice id}/{secret}` (and `/pdf`): like Stripe's, they
 need no API key, so the unguessable secret is what protects them. The PDF is written by hand —
 PDF 1.4, the standard Helvetica font, one page per 40 lines — so no dependency is needed.
+
+An open invoice's page has a form that pays it with the invoice's payment method (a POST to
+`{page}/pay`, answered with a redirect back to the page, as a browser expects). When the
+payment intent waits in `requires_action` (a 3-D Secure card), the button is "Authenticate and
+pay": posting it stands for the customer passing the bank's challenge, so the charge is made
+as authenticated. Paying here emits what paying through the API emits (`invoice.paid`,
+`invoice.payment_succeeded`, and `customer.subscription.updated` when an `incomplete`
+subscription becomes `active`); a declined card shows the decline on the page (402).
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from .billing_math import format_money
 if TYPE_CHECKING:
     from .engine import Response, Sandbox
 
-_PATH = re.compile(r"^/invoice/(in_[A-Za-z0-9]+)/([A-Za-z0-9_-]+)(/pdf)?/?$")
+_PATH = re.compile(r"^/invoice/(in_[A-Za-z0-9]+)/([A-Za-z0-9_-]+)(/pdf|/pay)?/?$")
 _LINES_PER_PAGE = 40
 
 
@@ -34,6 +42,11 @@ def serve(sandbox: Sandbox, method: str, url: str, headers: dict[str, str],
         invoice["status"] == "draft"
     ):
         return Response(404, b"Invoice not found", {"Content-Type": "text/plain"})
+    if found.group(3) == "/pay":
+        if method != "POST":
+            return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
+                                                          "Allow": "POST"})
+        return _pay(sandbox, invoice, invoice.get("hosted_invoice_url") or url)
     if method not in ("GET", "HEAD"):
         return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
                                                       "Allow": "GET, HEAD"})
@@ -44,6 +57,37 @@ def serve(sandbox: Sandbox, method: str, url: str, headers: dict[str, str],
                                    "Content-Disposition": f'inline; filename="{name}.pdf"'})
     return Response(200, render_html(sandbox, invoice).encode(),
                     {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _intent(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, Any] | None:
+    for payment in invoice["_payments"]["data"]:
+        intent_id = (payment.get("payment") or {}).get("payment_intent")
+        if payment.get("is_default") and intent_id:
+            found: dict[str, Any] | None = sandbox.store.get("payment_intent", intent_id)
+            return found
+    return None
+
+
+def _pay(sandbox: Sandbox, invoice: dict[str, Any], page_url: str) -> Response:
+    """The customer pressed the page's pay button (after authenticating, for 3-D Secure)."""
+    from . import invoicing
+    from .engine import Response
+
+    if invoice["status"] != "open" or invoice["amount_remaining"] <= 0:
+        return Response(303, b"", {"Location": page_url})  # nothing to pay: show the page
+    intent = _intent(sandbox, invoice) or {}
+    pm = sandbox.store.get("payment_method", intent.get("payment_method") or "") \
+        or invoicing.payment_method_for(sandbox, invoice)
+    if pm is None:
+        return Response(402, render_html(sandbox, invoice, "No payment method to charge.")
+                        .encode(), {"Content-Type": "text/html; charset=utf-8"})
+    at = sandbox.now(invoice.get("test_clock"))
+    paid = invoicing.attempt(sandbox, invoice, at, automatic=False, pm=pm, authenticated=True)
+    if not paid:
+        error = (_intent(sandbox, invoice) or {}).get("last_payment_error") or {}
+        return Response(402, render_html(sandbox, invoice, error.get("message") or "Declined.")
+                        .encode(), {"Content-Type": "text/html; charset=utf-8"})
+    return Response(303, b"", {"Location": page_url})
 
 
 def _day(ts: int | None) -> str:
@@ -80,9 +124,21 @@ def summary(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def render_html(sandbox: Sandbox, invoice: dict[str, Any]) -> str:
+def render_html(sandbox: Sandbox, invoice: dict[str, Any], error: str | None = None) -> str:
     s = summary(sandbox, invoice)
     e = html.escape
+    form = ""
+    if invoice["status"] == "open" and invoice["amount_remaining"] > 0:
+        action = (_intent(sandbox, invoice) or {}).get("status") == "requires_action"
+        label = "Authenticate and pay" if action else "Pay"
+        note = ("<p>Your bank asks you to confirm this payment (3-D Secure).</p>"
+                if action else "")
+        target = e((invoice.get("hosted_invoice_url") or "") + "/pay")
+        form = (f'{note}<form method="post" action="{target}">'
+                f'<button type="submit" name="pay" value="1">{e(label)} '
+                f'{e(s["due_amount"])}</button></form>')
+    if error:
+        form = f'<p class="error" role="alert">{e(error)}</p>' + form
     rows = "\n".join(
         f"<tr><td>{e(d)}</td><td>{e(p)}</td><td class=n>{e(q)}</td><td class=n>{e(a)}</td></tr>"
         for d, p, q, a in s["rows"]
@@ -106,6 +162,7 @@ text-align:left}} .n{{text-align:right}} .status{{text-transform:uppercase;font-
 </tbody></table>
 <p class=n>Subtotal {e(s['subtotal'])}<br>Total {e(s['total'])}<br>
 Amount paid {e(s['paid'])}<br><strong>Amount remaining {e(s['due_amount'])}</strong></p>
+{form}
 <p><small>Stripe sandbox — test mode, no real payment.</small></p>
 </body></html>
 """

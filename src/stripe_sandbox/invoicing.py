@@ -14,7 +14,13 @@ Stripe's automatic collection, as modelled here:
   and afterwards only automatic retries move `attempt_count`; a manual `pay` that fails does not
   shift the schedule. After the last retry fails, `next_payment_attempt` is null, the invoice
   stays `open` and the subscription takes `config.after_final_failure`;
-- the first invoice of an `incomplete` subscription is never retried (it expires after 23 h).
+- the first invoice of an `incomplete` subscription is never retried (it expires after 23 h);
+- a card that needs 3-D Secure (`card_catalog`, `authenticate`): the first invoice of a new
+  subscription leaves its payment intent in `requires_action` and emits
+  `invoice.payment_action_required` (the subscription stays `incomplete`); the customer
+  authenticates and pays on the hosted invoice page (`invoice_pages`). Any other automatic
+  charge is off-session, so the bank declines it with `authentication_required` (a failure,
+  retried as any other) and `invoice.payment_action_required` tells the customer to act.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ if TYPE_CHECKING:
     from .engine import Call, Sandbox
 
 DAY = 86400
+REQUIRES_ACTION = ("This payment requires additional user action before it can be completed "
+                   "successfully. The customer can authenticate on the hosted invoice page.")
 
 
 # --- building --------------------------------------------------------------------------------
@@ -438,14 +446,33 @@ def mark_paid(sandbox: Sandbox, invoice: dict[str, Any], at: int, request: Call 
 
 def attempt(sandbox: Sandbox, invoice: dict[str, Any], at: int, *, request: Call | None = None,
             automatic: bool, pm: dict[str, Any] | None = None,
-            raise_on_failure: bool = False) -> bool:
+            raise_on_failure: bool = False, authenticated: bool = False) -> bool:
     """Charge an open invoice once. True when paid. A failure updates the retry schedule and
-    emits `invoice.payment_failed`; with `raise_on_failure` it then raises Stripe's 402."""
-    from .resources.payment_intents import record_attempt
-    from .resources.payment_methods import charge_failure
+    emits `invoice.payment_failed`; with `raise_on_failure` it then raises Stripe's 402.
+    `authenticated`: the cardholder has just passed 3-D Secure (the hosted invoice page)."""
+    from .resources.payment_intents import record_attempt, record_requires_action
+    from .resources.payment_methods import charge_failure, needs_authentication
 
     pm = pm if pm is not None else payment_method_for(sandbox, invoice)
     failure = charge_failure(pm)
+    challenge = failure is None and not authenticated and needs_authentication(pm)
+    if challenge and invoice["_no_retry"]:  # a new subscription's first invoice: on-session
+        assert pm is not None
+        record_requires_action(sandbox, invoice, pm)
+        previous = {k: invoice[k] for k in ("attempt_count", "attempted")}
+        invoice["attempted"] = True
+        invoice["attempt_count"] = max(invoice["attempt_count"], 1)
+        sandbox.emit("invoice.payment_action_required", invoice, request=request)
+        changed = {k: v for k, v in previous.items() if invoice[k] != v}
+        if changed:
+            sandbox.emit("invoice.updated", invoice, changed, request=request)
+        schedule.touch(sandbox, invoice)
+        if raise_on_failure:
+            raise CardError(REQUIRES_ACTION, code="invoice_payment_intent_requires_action")
+        return False
+    if challenge:  # off-session: the bank wants the cardholder, who is not there
+        failure = ("authentication_required", "authentication_required",
+                   "Your card was declined. This transaction requires authentication.")
     record_attempt(sandbox, invoice, pm, failure)
     previous = {k: invoice[k] for k in ("attempt_count", "attempted", "next_payment_attempt")}
     invoice["attempted"] = True
@@ -454,6 +481,8 @@ def attempt(sandbox: Sandbox, invoice: dict[str, Any], at: int, *, request: Call
     if failure is None:
         mark_paid(sandbox, invoice, at, request)
         return True
+    if challenge:
+        sandbox.emit("invoice.payment_action_required", invoice, request=request)
     code, decline_code, message = failure
     final = False
     if invoice["_first_failed_at"] is None:

@@ -59,6 +59,10 @@ KINDS: Mapping[str, KindSpec] = {
                                        "invoice_url", "amount_due", "currency")),
     "subscription_canceled": KindSpec(_TENANT, ("tenant_name", "plan", "customer_id",
                                                 "next_step_at", "suspension_at")),
+    # A new subscription's first payment waits for the cardholder (3-D Secure).
+    "payment_authentication_required": KindSpec(_TENANT + ("invoice_url",),
+                                                ("tenant_name", "plan", "invoice_id",
+                                                 "customer_id", "expires_in_hours")),
     "admin_alert": KindSpec(("subject", "detail"), ("tenant_name",), to_admin=True),
 }
 

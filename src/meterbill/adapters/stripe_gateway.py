@@ -41,6 +41,7 @@ from ..domain.plans import MeterDefinition, PriceDefinition
 from ..ports.stripe import (
     CustomerRecord,
     MeterRecord,
+    PaymentRecord,
     PriceRecord,
     ProductRecord,
     SubscriptionRecord,
@@ -208,7 +209,14 @@ class StripeGateway:
         params: SubscriptionCreateParams = {
             "customer": customer_id,
             "items": items,
-            "payment_behavior": "default_incomplete",
+            # Charge the first invoice now, server-side: `allow_incomplete` attempts the
+            # payment at once and leaves the subscription `incomplete` when it is declined or
+            # needs the customer's authentication (3-D Secure). `default_incomplete` would wait
+            # for a browser to confirm the payment intent, which meterbill does not have, and
+            # `error_if_incomplete` answers 402 for authentication too, leaving no invoice page
+            # for the customer to authenticate on. The caller reads the outcome
+            # (`invoice_payment`) and cancels a declined subscription.
+            "payment_behavior": "allow_incomplete",
             "payment_settings": {"save_default_payment_method": "on_subscription"},
             "metadata": dict(metadata),
         }
@@ -235,11 +243,34 @@ class StripeGateway:
             )
         return records.subscription(_data(obj))
 
-    def cancel_subscription(self, subscription_id: str) -> SubscriptionRecord:
-        # DELETE needs no idempotency key: canceling twice is refused, not repeated.
+    def cancel_subscription(self, subscription_id: str, *,
+                            idempotency_key: str | None = None) -> SubscriptionRecord:
+        # Canceling twice is refused, not repeated; a key makes a retried cancel answer as the
+        # first one did (the create path's undo is retried with the create).
         with stripe_errors("cancel the subscription"):
-            obj = self.client.v1.subscriptions.cancel(subscription_id)
+            obj = self.client.v1.subscriptions.cancel(
+                subscription_id,
+                options=_opts(idempotency_key) if idempotency_key else None)
         return records.subscription(_data(obj))
+
+    def invoice_payment(self, invoice_id: str) -> PaymentRecord:
+        # Since API 2025-03-31 an invoice names its payment intents under `payments`.
+        with stripe_errors(f"retrieve the payment of invoice {invoice_id}"):
+            data = self.get_json("/v1/invoices", invoice_id,
+                                 expand=["payments.data.payment.payment_intent"])
+        payments = (data.get("payments") or {}).get("data") or []
+        intent: dict[str, Any] = {}
+        for payment in sorted(payments, key=lambda p: not p.get("is_default")):
+            found = (payment.get("payment") or {}).get("payment_intent")
+            if isinstance(found, dict):
+                intent = found
+                break
+        error = intent.get("last_payment_error") or {}
+        return PaymentRecord(
+            invoice_id=data["id"], invoice_status=data.get("status") or "draft",
+            intent_status=intent.get("status"), decline_code=error.get("decline_code"),
+            error_code=error.get("code"), message=error.get("message"),
+            hosted_invoice_url=data.get("hosted_invoice_url"))
 
     def change_subscription_prices(self, subscription_id: str, item_prices: Mapping[str, str],
                                    *, proration_behavior: str, metadata: Mapping[str, str],

@@ -15,13 +15,20 @@ Precedence, first match wins:
 2. Stripe paused the subscription (a trial ended without a payment method, `end_behavior
    pause`): `trial_suspended`, access none.
 3. No subscription: access none; the dunning state is kept as it is.
-4. A dunning step or trial state is in force: the policy's step decides (a reminder keeps full
-   access even while the first invoice leaves the subscription `incomplete`; the policy is the
-   one authority on what an unpaid invoice costs). `billing_status` shows `suspended` when the
-   step takes all access.
-5. Good standing: Stripe's status decides (`incomplete`, a first payment not confirmed yet,
-   is reduced; `unpaid` is none). A tenant that was `canceled` and has a live subscription
-   again is in good standing.
+4. The first payment has not been made (`incomplete`): reduced, in good standing, whatever
+   the dunning policy would say about the open first invoice. Since meterbill charges the
+   first invoice at creation and cancels a declined one at once, a subscription is
+   `incomplete` only while its first payment waits for the cardholder to authenticate
+   (3-D Secure) on the hosted invoice page. The customer has given a card and is one
+   confirmation away from paying, so locking them out (none) would punish their bank's check;
+   but nothing has been paid yet, so not full either. Dunning is about renewals of a service
+   that was paid for, so its steps (and their "payment failed" emails) do not apply. The wait
+   is short by construction: Stripe ends it after 23 hours (`incomplete_expired`, rule 1).
+5. A dunning step or trial state is in force: the policy's step decides (the policy is the
+   one authority on what an unpaid renewal costs). `billing_status` shows `suspended` when
+   the step takes all access.
+6. Good standing: Stripe's status decides (`unpaid` is none). A tenant that was `canceled`
+   and has a live subscription again is in good standing.
 
 `settle` turns the decision into the record of a change: which transition the timeline gets
 and which notices are due. When a terminal fact overrides the step a payment event proposed,
@@ -63,7 +70,8 @@ _STATUS_ACCESS: dict[str, Access] = {
     "trialing": "full",
     "active": "full",
     "past_due": "full",  # Stripe retries; the policy's steps narrow access as they come
-    "incomplete": "reduced",  # the first payment is being confirmed (3-D Secure, a slow bank)
+    # The first payment waits for the cardholder's authentication (rule 4 says why reduced).
+    "incomplete": "reduced",
     "unpaid": "none",
     "paused": "none",
     "canceled": "none",
@@ -116,6 +124,10 @@ def decide_access(policy: DunningPolicy, facts: AccessFacts) -> AccessDecision:
         return AccessDecision("none", 0.0, "no subscription", state, status)
     if state == CANCELED:  # a live subscription after a canceled one: a new start
         state = GOOD_STANDING
+    if status == "incomplete":  # rule 4: the first payment waits; dunning does not apply
+        return AccessDecision("reduced", _RATE_LIMIT["reduced"],
+                              "subscription incomplete: the first payment awaits the "
+                              "customer's authentication", GOOD_STANDING, status)
     effects = policy.effects_of(state)
     if effects is None:
         access = _STATUS_ACCESS[status]
@@ -158,7 +170,7 @@ def settle(policy: DunningPolicy, current: DunningState, facts: AccessFacts,
         return Decision(DunningState(TRIAL_SUSPENDED, 0, None),
                         Transition(current.state, TRIAL_SUSPENDED, "trial_suspension", detail),
                         notices, detail)
-    if current.state == CANCELED:  # a live subscription after a canceled one (rule 5)
+    if current.state == CANCELED:  # a live subscription after a canceled one (rule 6)
         detail = f"new subscription {subscription} ({facts.subscription_status})"
         return Decision(DunningState(), Transition(current.state, target, "resubscribed",
                                                    detail), (), detail)

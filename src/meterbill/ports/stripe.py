@@ -69,6 +69,21 @@ class SubscriptionRecord:
 
 
 @dataclass(frozen=True)
+class PaymentRecord:
+    """The outcome of an invoice's payment so far: its payment intent's status
+    (`requires_action`: the customer must authenticate; `requires_payment_method`: declined)
+    with the decline, and the hosted invoice page where the customer can pay."""
+
+    invoice_id: str
+    invoice_status: str
+    intent_status: str | None
+    decline_code: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    hosted_invoice_url: str | None = None
+
+
+@dataclass(frozen=True)
 class Tier:
     up_to: int | None  # None = "inf"
     unit_amount_decimal: Decimal | None
@@ -133,7 +148,9 @@ class StripePort(Protocol):
     def retrieve_subscription(self, subscription_id: str) -> SubscriptionRecord: ...
     def set_cancel_at_period_end(self, subscription_id: str, value: bool, *,
                                  idempotency_key: str) -> SubscriptionRecord: ...
-    def cancel_subscription(self, subscription_id: str) -> SubscriptionRecord: ...
+    def cancel_subscription(self, subscription_id: str, *,
+                            idempotency_key: str | None = None) -> SubscriptionRecord: ...
+    def invoice_payment(self, invoice_id: str) -> PaymentRecord: ...
     def change_subscription_prices(self, subscription_id: str, item_prices: Mapping[str, str],
                                    *, proration_behavior: str, metadata: Mapping[str, str],
                                    idempotency_key: str) -> SubscriptionRecord: ...

@@ -63,6 +63,13 @@ class SubscriptionView(_View):
     latest_invoice: str | None
     # A downgrade recorded to take effect when the current period ends (see subscriptions.py).
     pending_plan: str | None = None
+    # Whether Stripe has a payment method to charge (None: not known).
+    payment_method_on_file: bool | None = None
+    # A trial that will end with nothing to charge: the customer must add a payment method.
+    trialing_without_payment_method: bool = False
+    # What the customer must do for the first payment, e.g. {"type": "authenticate_payment",
+    # "hosted_invoice_url": ...} while a 3-D Secure card waits for its cardholder.
+    next_action: dict[str, str] | None = None
 
 
 @dataclasses.dataclass(frozen=True)

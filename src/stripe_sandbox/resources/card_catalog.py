@@ -2,8 +2,12 @@
 
 Each card says how it behaves: `fails_on="attach"` cards are refused when attached to a customer
 (and on any charge), as 4000000000000002 is; `fails_on="charge"` cards attach fine and then every
-charge fails, as 4000000000000341 does. A Luhn-valid number not in the table is refused the way
-Stripe refuses a live card in test mode.
+charge fails, as 4000000000000341 does. `authenticate=True` cards are Stripe's 3-D Secure test
+cards (4000002760003184 `pm_card_authenticationRequired`, 4000000000003220
+`pm_card_threeDSecure2Required`, 4000000000003063 `pm_card_threeDSecureRequired`): every charge
+needs the cardholder to authenticate first, so an automatic charge leaves the payment intent in
+`requires_action` until the customer authenticates on the hosted invoice page. A Luhn-valid
+number not in the table is refused the way Stripe refuses a live card in test mode.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ class CardSpec:
     code: str = "card_declined"
     decline_code: str = "generic_decline"
     message: str = DECLINED
+    authenticate: bool = False  # every charge needs 3-D Secure authentication first
 
     @property
     def failure(self) -> tuple[str, str, str] | None:
@@ -72,6 +77,9 @@ CARDS: dict[str, CardSpec] = {
         _declined("4000000000006975", "card_velocity_exceeded"),
         _declined("4100000000000019", "fraudulent"),
         _declined("4000000000000341", "generic_decline", fails_on="charge"),
+        CardSpec("4000002760003184", "visa", authenticate=True),
+        CardSpec("4000000000003220", "visa", authenticate=True),
+        CardSpec("4000000000003063", "visa", authenticate=True),
     )
 }
 
@@ -106,6 +114,9 @@ TOKENS: dict[str, str] = {
     "chargeDeclinedFraudulent": "4100000000000019",
     "visa_chargeDeclinedFraudulent": "4100000000000019",
     "chargeCustomerFail": "4000000000000341",
+    "authenticationRequired": "4000002760003184",
+    "threeDSecure2Required": "4000000000003220",
+    "threeDSecureRequired": "4000000000003063",
 }
 
 DISPLAY_BRANDS = {"amex": "american_express"}

@@ -4,8 +4,10 @@ Stripe makes a PaymentIntent when it finalizes an invoice with an amount due (th
 default `payments` entry names it). Every charge attempt confirms it: a failed one leaves the
 reason in `last_payment_error` (`code`, `decline_code`, `message`, the payment method) and the
 intent back in `requires_payment_method`; a successful one makes it `succeeded` and clears the
-error; voiding the invoice cancels it. Dunning reads the decline code to tell a failure that a
-retry can fix from one it cannot (a lost or stolen card).
+error; a card that needs 3-D Secure leaves it in `requires_action` (with `next_action`) until the
+customer authenticates on the hosted invoice page; voiding the invoice cancels it. Dunning
+reads the decline code to tell a failure that a retry can fix from one it cannot (a lost or
+stolen card).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def record_attempt(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
     intent["payment_method"] = pm["id"] if pm else None
     if failure is None:
         intent.update(status="succeeded", amount_received=intent["amount"],
-                      last_payment_error=None)
+                      last_payment_error=None, next_action=None)
         return
     code, decline_code, message = failure
     error: dict[str, Any] = {
@@ -101,7 +103,21 @@ def record_attempt(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
         "payment_method": {"id": pm["id"], "object": "payment_method", "type": pm.get("type")}
         if pm is not None else None,
     }
-    intent.update(status="requires_payment_method", last_payment_error=error)
+    intent.update(status="requires_payment_method", last_payment_error=error, next_action=None)
+
+
+def record_requires_action(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
+                           ) -> dict[str, Any] | None:
+    """The charge needs the cardholder to authenticate (3-D Secure): `requires_action`, and
+    the next action points at the hosted invoice page, where the customer can do it."""
+    intent = _of_invoice(sandbox, invoice)
+    if intent is None:
+        return None
+    intent.update(status="requires_action", payment_method=pm["id"], last_payment_error=None,
+                  next_action={"type": "use_stripe_sdk", "use_stripe_sdk": {
+                      "type": "three_d_secure_redirect", "source": pm["id"],
+                      "stripe_js": invoice.get("hosted_invoice_url")}})
+    return intent
 
 
 def cancel(sandbox: Sandbox, invoice: dict[str, Any], at: int) -> None:

@@ -239,6 +239,12 @@ def charge_failure(pm: dict[str, Any] | None) -> tuple[str, str | None, str] | N
     return spec.failure if spec is not None else None
 
 
+def needs_authentication(pm: dict[str, Any] | None) -> bool:
+    """Whether charging `pm` needs the cardholder's 3-D Secure authentication first."""
+    spec = CARDS.get(pm.get("_card_number", "")) if pm is not None else None
+    return spec is not None and spec.authenticate
+
+
 def detach(call: Call, pm: dict[str, Any]) -> dict[str, Any]:
     """Detach `pm`; clear it as its customer's default payment method (customer.updated)."""
     customer_id = pm.get("customer")

@@ -4,7 +4,6 @@ and `api_access_enabled` is true exactly when access is not none."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -121,40 +120,30 @@ def test_cancel_at_period_end_keeps_full_access(api: TestClient, auth: dict[str,
         "subscription trialing; cancels at the period end")
 
 
-def test_an_incomplete_subscription_at_the_reminder_keeps_full_access_then_expires(
+def test_an_incomplete_subscription_is_reduced_until_it_expires(
         container: Container, api: TestClient, auth: dict[str, str],
         hooks: WebhookComponents, stripe_client: stripe.StripeClient,
         sandbox: Sandbox) -> None:
-    month = _incomplete(container, hooks, stripe_client, sandbox, before=lambda: state(
-        agreed(api, auth)) == ("reduced", 0.5, "good_standing", "incomplete",
-                               "subscription incomplete"))
-    # The first charge was declined: the reminder step, whose
-    # access the policy says is full; the reason says so, not "incomplete".
-    assert state(agreed(api, auth)) == (
-        "full", 1.0, "reminder", "incomplete",
-        "payment overdue after 1 failed payment attempt (reminder)")
-    month.advance(START + DAY)  # 23 hours unpaid: Stripe expires it
-    assert state(agreed(api, auth)) == ("none", 0.0, "canceled", "incomplete_expired",
-                                        "subscription incomplete_expired")
-
-
-def _incomplete(container: Container, hooks: WebhookComponents,
-                client: stripe.StripeClient, sandbox: Sandbox,
-                before: Callable[[], bool]) -> Month:
-    clock = client.v1.test_helpers.test_clocks.create(params={"frozen_time": START})
-    customer = client.v1.customers.create(params={"email": EMAIL, "test_clock": clock.id})
+    """The first payment waits for 3-D Secure: reduced, in good standing (no dunning step for
+    an invoice that was never paid for a service never paid); 23 hours later, none."""
+    clock = stripe_client.v1.test_helpers.test_clocks.create(params={"frozen_time": START})
+    customer = stripe_client.v1.customers.create(params={"email": EMAIL,
+                                                         "test_clock": clock.id})
     with container.db.session() as session:
         TenantRepository(session).claim_customer(TENANT, EMAIL, "Acme Inc.", customer.id)
     view = container.subscriptions.create(TENANT, customer.id, "pro", trial_days=0,
-                                          payment_method_id="pm_card_chargeCustomerFail")
-    assert view.status == "incomplete" and view.latest_invoice is not None
-    month = Month(container, hooks, client, sandbox, clock.id, customer.id, view.id)
+                                          payment_method_id="pm_card_authenticationRequired")
+    assert view.status == "incomplete" and view.next_action is not None
+    month = Month(container, hooks, stripe_client, sandbox, clock.id, customer.id, view.id)
     month.deliver_new()
-    assert before()  # awaiting its first payment: reduced, in good standing
-    with pytest.raises(stripe.CardError):  # the first charge is declined
-        client.v1.invoices.pay(view.latest_invoice)
-    month.deliver_new()
-    return month
+    waiting = ("reduced", 0.5, "good_standing", "incomplete",
+               "subscription incomplete: the first payment awaits the customer's "
+               "authentication")
+    assert state(agreed(api, auth)) == waiting
+    assert notices(container, "dunning_reminder") == []
+    month.advance(START + DAY)  # 23 hours unpaid: Stripe expires it
+    assert state(agreed(api, auth)) == ("none", 0.0, "canceled", "incomplete_expired",
+                                        "subscription incomplete_expired")
 
 
 @pytest.mark.parametrize("after_final_failure", ["unpaid", "canceled"])

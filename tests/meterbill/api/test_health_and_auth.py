@@ -90,7 +90,7 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
     assert {path: sorted(ops) for path, ops in paths.items()} == {
         "/health": ["get"],
         "/customers": ["post"],
-        "/subscriptions": ["post"],
+        "/subscriptions": ["get", "post"],
         "/subscriptions/{subscription_id}": ["delete"],
         "/subscriptions/{subscription_id}/resume": ["post"],
         "/subscriptions/{subscription_id}/plan": ["post"],

@@ -135,14 +135,15 @@ def test_without_the_policy_a_trial_starts_without_a_card(
         relaxed.close()
 
 
-def test_no_trial_starts_incomplete_until_paid(container: Container, tenant: TenantView,
-                                               stripe_client: stripe.StripeClient) -> None:
+def test_no_trial_is_charged_at_creation(container: Container, tenant: TenantView,
+                                         stripe_client: stripe.StripeClient) -> None:
     view = container.subscriptions.create("acme", _customer_id(tenant), "starter", trial_days=0,
                                           payment_method_id="pm_card_visa")
     sub = stripe_client.v1.subscriptions.retrieve(view.id)
-    assert view.status == sub.status
-    assert view.trial_end is None
+    assert view.status == sub.status == "active"
+    assert view.trial_end is None and view.next_action is None
     assert view.latest_invoice == sub.latest_invoice and view.latest_invoice is not None
+    assert stripe_client.v1.invoices.retrieve(view.latest_invoice).status == "paid"
 
 
 def test_unknown_plan(container: Container, tenant: TenantView,
@@ -325,11 +326,8 @@ def test_upgrade_of_a_paid_subscription_is_invoiced_at_once(
         container: Container, tenant: TenantView, stripe_client: stripe.StripeClient) -> None:
     view = container.subscriptions.create("acme", _customer_id(tenant), "starter",
                                           trial_days=0, payment_method_id="pm_card_visa")
-    assert view.status == "incomplete"  # default_incomplete: the first invoice awaits payment
-    with pytest.raises(Conflict, match="must be paid"):
-        container.subscriptions.change_plan(view.id, "pro")
+    assert view.status == "active"  # the first invoice was charged at creation
     assert view.latest_invoice is not None
-    stripe_client.v1.invoices.pay(view.latest_invoice)
 
     change = container.subscriptions.change_plan(view.id, "pro")
     assert (change.effective, change.subscription.status) == ("now", "active")

@@ -86,9 +86,6 @@ def test_in_good_standing_stripes_status_decides(policy: DunningPolicy, status: 
      "suspended for non-payment after 4 failed payment attempts"),
     ("unpaid", "suspended", 4, "none", 0.0, "suspended",
      "suspended for non-payment after 4 failed payment attempts"),
-    # The policy says a reminder keeps full access, whatever Stripe calls the subscription.
-    ("incomplete", "reminder", 1, "full", 1.0, "incomplete",
-     "payment overdue after 1 failed payment attempt (reminder)"),
     ("trialing", "final_warning", 3, "reduced", 0.5, "trialing",
      "payment overdue: reduced access after 3 failed payment attempts (final_warning)"),
     ("past_due", TRIAL_GRACE, 1, "full", 1.0, "past_due",
@@ -105,6 +102,17 @@ def test_a_dunning_or_trial_state_decides_while_the_subscription_lives(
     assert (decision.access, decision.rate_limit_multiplier, decision.billing_status,
             decision.reason, decision.dunning_state) == (access, multiplier, billing, reason,
                                                          state)
+    consistent(decision)
+
+
+@pytest.mark.parametrize("state", ["reminder", "final_warning", "suspended", GOOD_STANDING])
+def test_an_unpaid_first_payment_is_reduced_whatever_the_dunning_step(
+        policy: DunningPolicy, state: str) -> None:
+    # `incomplete`: the first payment awaits the cardholder's authentication; dunning (about
+    # renewals of a paid service) does not apply, and the tenant stays in good standing.
+    decision = decide_access(policy, facts("incomplete", state, 1))
+    assert (decision.access, decision.rate_limit_multiplier, decision.dunning_state,
+            decision.billing_status) == ("reduced", 0.5, GOOD_STANDING, "incomplete")
     consistent(decision)
 
 

@@ -118,6 +118,9 @@ class Subscription(Base):
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     latest_invoice: Mapped[str | None] = mapped_column(String(64))
+    # Whether Stripe has something to charge (the subscription's or the customer's default
+    # payment method); None when not known.
+    payment_method_on_file: Mapped[bool | None] = mapped_column(Boolean)
     # A downgrade waiting for the period to end (`pending_plan_at`): the next phase of the
     # subscription's Stripe schedule (see services/billing/subscriptions.py).
     pending_plan: Mapped[str | None] = mapped_column(String(40))

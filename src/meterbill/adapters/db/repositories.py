@@ -210,6 +210,19 @@ class SubscriptionRepository(_Repository):
                  .order_by(Subscription.created_at))
         return self.session.scalars(query).all()
 
+    def needing_attention(self, status: str) -> Sequence[Subscription]:
+        """Subscriptions to watch: Stripe's `incomplete` or `past_due`, or the pseudo-status
+        `trialing_without_payment_method` (a trial that will end with nothing to charge)."""
+        query = select(Subscription)
+        if status == "trialing_without_payment_method":
+            query = query.where(Subscription.status == "trialing",
+                                Subscription.payment_method_on_file.is_not(True))
+        else:
+            query = query.where(Subscription.status == status)
+        return self.session.scalars(query.order_by(Subscription.created_at,
+                                                   Subscription.id)).all()
+
+
 @dataclass(frozen=True, slots=True)
 class EntitlementFacts:
     """The stored facts a tenant's entitlement is decided on."""

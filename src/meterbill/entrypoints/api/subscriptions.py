@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 
@@ -29,8 +29,12 @@ _EXAMPLES: dict[str, Any] = {
     summary="Subscribe a tenant to a plan",
     description=(
         "Creates a subscription with the plan's licensed base price and metered overage "
-        "price (`payment_behavior=default_incomplete`). With REQUIRE_PAYMENT_METHOD on (the "
-        "default) a customer without a payment method is refused with 422."
+        "price. Without a trial the first invoice is charged now "
+        "(`payment_behavior=allow_incomplete`): paid → `active`; declined → 402 naming the "
+        "decline code, and nothing is kept; a card that needs 3-D Secure → `incomplete` with "
+        "`next_action.hosted_invoice_url`, where the customer confirms and pays (Stripe ends "
+        "it after 23 hours). With REQUIRE_PAYMENT_METHOD on (the default) a customer without "
+        "a payment method is refused with 422."
     ),
 )
 def create_subscription(body: Annotated[SubscriptionCreate, Body(openapi_examples=_EXAMPLES)],
@@ -43,6 +47,21 @@ def create_subscription(body: Annotated[SubscriptionCreate, Body(openapi_example
         payment_method_id=body.payment_method_id,
     )
     return view.to_dict()
+
+
+WATCH_STATUSES = ("incomplete", "past_due", "trialing_without_payment_method")
+
+
+@router.get("", summary="Subscriptions to watch",
+            description="Subscriptions whose payment needs attention: `incomplete` (the first "
+                        "payment awaits authentication), `past_due`, or "
+                        "`trialing_without_payment_method` (the trial will end unpaid).")
+def list_subscriptions(
+    container: ContainerDep,
+    status: Annotated[Literal["incomplete", "past_due", "trialing_without_payment_method"],
+                      Query(description="Which subscriptions to list.")],
+) -> dict[str, Any]:
+    return {"data": [v.to_dict() for v in container.subscriptions.needing_attention(status)]}
 
 
 @router.delete("/{subscription_id}", summary="Cancel a subscription")

@@ -121,6 +121,26 @@ def subscriptions_create(
         show(data, as_json, key_values(f"Subscription {view.id}", data))
 
 
+@subscriptions_app.command("list")
+def subscriptions_list(
+    ctx: typer.Context,
+    status: Annotated[str, typer.Option(
+        "--status", help="incomplete, past_due or trialing_without_payment_method.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Subscriptions to watch: a first payment awaiting authentication, a failed renewal, or
+    a trial that will end without a payment method."""
+    cli = cli_context(ctx)
+    with reported(as_json), cli.container() as container:
+        data = [v.to_dict() for v in container.subscriptions.needing_attention(status)]
+        show(data, as_json, table(f"Subscriptions: {status}",
+                                  ["id", "tenant", "plan", "status", "trial end",
+                                   "latest invoice"],
+                                  [(d["id"], d["tenant_id"], d["plan_type"], d["status"],
+                                    d["trial_end"] or "", d["latest_invoice"] or "")
+                                   for d in data]))
+
+
 @subscriptions_app.command("cancel")
 def subscriptions_cancel(
     ctx: typer.Context,

@@ -43,11 +43,13 @@ from ...domain.errors import (
     MeterbillError,
     NotFound,
     PaymentMethodRequired,
+    StripeCardError,
     StripeInvalidRequest,
     StripeNotFound,
 )
 from ...domain.plans import Catalog, Plan, plan_change_direction
-from ...ports.stripe import StripePort, SubscriptionRecord
+from ...ports.notify import Notice
+from ...ports.stripe import PaymentRecord, StripePort, SubscriptionRecord
 from ..access.writer import Cause, TenantAccessService
 from ..views import PlanChangeView, SubscriptionView
 from .customers import validate_tenant_id
@@ -55,6 +57,8 @@ from .tenants import unknown_tenant
 
 # Stripe's longest trial.
 MAX_TRIAL_DAYS = 730
+# Stripe expires a subscription whose first payment is not made within 23 hours.
+INCOMPLETE_HOURS = 23
 
 
 @dataclass(frozen=True)
@@ -65,7 +69,8 @@ class SubscriptionPolicy:
     default_trial_days: int = 14
 
 
-def subscription_view(row: Subscription) -> SubscriptionView:
+def subscription_view(row: Subscription,
+                      next_action: dict[str, str] | None = None) -> SubscriptionView:
     return SubscriptionView(
         id=row.id,
         tenant_id=row.tenant_id,
@@ -79,6 +84,10 @@ def subscription_view(row: Subscription) -> SubscriptionView:
         items=tuple(i for i in (row.base_item_id, row.overage_item_id) if i),
         latest_invoice=row.latest_invoice,
         pending_plan=row.pending_plan,
+        payment_method_on_file=row.payment_method_on_file,
+        trialing_without_payment_method=(row.status == "trialing"
+                                         and row.payment_method_on_file is not True),
+        next_action=next_action,
     )
 
 
@@ -112,7 +121,7 @@ class SubscriptionService:
             payment_method_id = None
         seq = self._check_tenant(tenant_id, customer_id)
         base_price, overage_price = self._price_ids(plan)
-        default_pm = self._payment_method(customer_id, payment_method_id, seq)
+        default_pm, on_file = self._payment_method(customer_id, payment_method_id, seq)
 
         fingerprint = hashlib.sha256(f"{trial}|{default_pm}".encode()).hexdigest()[:10]
         record = self.gateway.create_subscription(
@@ -123,14 +132,44 @@ class SubscriptionService:
             metadata={"tenant_id": tenant_id, "plan_type": plan.key},
             idempotency_key=f"subscription:{tenant_id}:{plan.key}:{seq}:{fingerprint}",
         )
-        winner = self._record_new(tenant_id, seq, plan, record, base_price, overage_price)
+        payment = self._first_payment(record)
+        winner = self._record_new(tenant_id, seq, plan, record, base_price, overage_price,
+                                  on_file, payment)
         if winner is not None:
             return winner
         # A racing request recorded a different subscription for this tenant first: undo ours.
-        self.gateway.cancel_subscription(record.id)
+        self.gateway.cancel_subscription(record.id,
+                                         idempotency_key=f"subscription:{record.id}:cancel:race")
         raise Conflict(f"Tenant {tenant_id} got another subscription while this one was being "
                        "created; this one was canceled in Stripe.", field="tenant_id",
                        code="subscription_exists")
+
+    def _first_payment(self, record: SubscriptionRecord) -> PaymentRecord | None:
+        """The first invoice was charged at creation (`allow_incomplete`). Declined: cancel
+        the subscription in Stripe and raise the decline (402), so that nothing is left
+        half-written. Waiting for the cardholder to authenticate (3-D Secure): the payment,
+        whose hosted invoice page the customer pays on. Otherwise (paid, a trial): None."""
+        if record.status != "incomplete" or not record.latest_invoice:
+            return None
+        payment = self.gateway.invoice_payment(record.latest_invoice)
+        if payment.invoice_status == "open" and payment.intent_status in (
+                "requires_action", "processing"):
+            return payment
+        # Declined (or not charged at all): this subscription never starts. The key makes a
+        # retried create, which Stripe answers with the same subscription, cancel it once.
+        try:
+            self.gateway.cancel_subscription(
+                record.id, idempotency_key=f"subscription:{record.id}:cancel:declined")
+        except (StripeNotFound, StripeInvalidRequest):
+            # Already canceled by the first try of this same request (Stripe answers a
+            # retried create with the same subscription): fine if it is no longer live.
+            if is_live(self.gateway.retrieve_subscription(record.id).status):
+                raise
+        code = payment.decline_code or payment.error_code or "card_declined"
+        raise StripeCardError(
+            f"The card was declined ({code}): {payment.message or 'no payment was made'}. "
+            f"No subscription was created; retry with another payment method.",
+            stripe_code=code, field="payment_method_id", code="card_declined")
 
     def _check_tenant(self, tenant_id: str, customer_id: str) -> int:
         """Refuse unknown tenants, foreign customers and a second live subscription."""
@@ -163,8 +202,9 @@ class SubscriptionService:
         return prices[keys[0]].id, prices[keys[1]].id
 
     def _payment_method(self, customer_id: str, payment_method_id: str | None,
-                        seq: int) -> str | None:
-        """The payment method to put on the subscription (None: the customer's default).
+                        seq: int) -> tuple[str | None, bool]:
+        """The payment method to put on the subscription (None: the customer's default), and
+        whether Stripe has one to charge at all.
 
         A given payment method is attached and made the customer's default. Without one, the
         `require_payment_method` policy needs the customer to have one already.
@@ -183,19 +223,20 @@ class SubscriptionService:
                 customer_id, attached_id,
                 idempotency_key=f"customer:{customer_id}:default_payment_method:"
                                 f"{attached_id}:{seq}")
-            return attached_id
-        if not self.policy.require_payment_method:
-            return None
+            return attached_id, True
         customer = self.gateway.retrieve_customer(customer_id)
         if customer.default_payment_method:
-            return None
+            return None, True
         attached = self.gateway.list_payment_method_ids(customer_id, limit=1)
         if attached:
-            return attached[0]
+            return attached[0], True
+        if not self.policy.require_payment_method:
+            return None, False
         raise PaymentMethodRequired(customer_id)
 
     def _record_new(self, tenant_id: str, seq: int, plan: Plan, record: SubscriptionRecord,
-                    base_price: str, overage_price: str) -> SubscriptionView | None:
+                    base_price: str, overage_price: str, on_file: bool,
+                    payment: PaymentRecord | None) -> SubscriptionView | None:
         """Write the new subscription; None when a racing create won the tenant first."""
         with self.db.session() as session:
             tenants = TenantRepository(session)
@@ -212,6 +253,7 @@ class SubscriptionService:
                 plan_type=plan.key, status=record.status, revision=0,
                 cancel_at_period_end=False))
             row.plan_type = plan.key
+            row.payment_method_on_file = on_file
             row.base_price_id, row.overage_price_id = base_price, overage_price
             base_item = record.item_for_price(base_price)
             overage_item = record.item_for_price(overage_price)
@@ -223,10 +265,39 @@ class SubscriptionService:
             apply_subscription_record(row, tenant, record, self.clock())
             self._decide_access(session, tenant, record)
             subscriptions.flush()
-            view = subscription_view(row)
+            next_action = None
+            if payment is not None and payment.hosted_invoice_url:
+                next_action = {"type": "authenticate_payment",
+                               "hosted_invoice_url": payment.hosted_invoice_url}
+                self._remind_to_authenticate(session, tenant, row, payment)
+            view = subscription_view(row, next_action)
             notices = list(new_notice_ids(session))
         self._notices_committed(notices)
         return view
+
+    def _remind_to_authenticate(self, session: DbSession, tenant: Tenant, row: Subscription,
+                                payment: PaymentRecord) -> None:
+        """Email the customer the hosted invoice page: their bank wants them to confirm the
+        first payment, and Stripe ends the subscription if they do not within 23 hours."""
+        self.access.notifier.enqueue(session, Notice(
+            kind="payment_authentication_required",
+            dedupe_key=f"authenticate:{tenant.tenant_id}:{payment.invoice_id}",
+            tenant_id=tenant.tenant_id,
+            detail=f"subscription {row.id}: first payment ({payment.invoice_id}) awaits the "
+                   "cardholder's authentication",
+            facts={"tenant_name": tenant.name or tenant.tenant_id, "email": tenant.email,
+                   "plan": row.plan_type, "invoice_id": payment.invoice_id,
+                   "invoice_url": payment.hosted_invoice_url, "customer_id": row.customer_id,
+                   "expires_in_hours": INCOMPLETE_HOURS}))
+
+    def needing_attention(self, status: str) -> list[SubscriptionView]:
+        """`incomplete`, `past_due` or `trialing_without_payment_method` subscriptions."""
+        if status not in ("incomplete", "past_due", "trialing_without_payment_method"):
+            raise InvalidInput("status must be incomplete, past_due or "
+                               "trialing_without_payment_method", field="status")
+        with self.db.session() as session:
+            return [subscription_view(row) for row in
+                    SubscriptionRepository(session).needing_attention(status)]
 
     # --- cancel and resume -------------------------------------------------------------------
 
@@ -246,7 +317,9 @@ class SubscriptionService:
                 idempotency_key=f"subscription:{subscription_id}:cancel_at_period_end:"
                                 f"r{revision}")
         else:
-            record = self.gateway.cancel_subscription(subscription_id)
+            record = self.gateway.cancel_subscription(
+                subscription_id, idempotency_key=f"subscription:{subscription_id}:cancel_now:"
+                                                 f"r{self._revision(subscription_id)}")
         # A pending downgrade is moot once the subscription is ending.
         return self._store(record, clear_pending=True, bump=True)
 
