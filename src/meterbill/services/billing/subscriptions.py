@@ -18,6 +18,14 @@ the scheduler or after a `customer.subscription.updated`/`invoice.created` webho
 both prices with `proration_behavior=create_prorations`: the renewal invoice billed the ending
 period's usage under the old plan and the new period's base at the old price, and the proration
 credits that difference on the next invoice. Until it runs, the old plan stays in force.
+
+Metered usage across a change made now (docs/billing.md, "Plan changes and metered usage"):
+Stripe (flexible billing mode, the default at our API version) bills the usage reported under
+the old overage price up to the change on an invoice item that follows `proration_behavior`
+(with `always_invoice`: on the invoice made at the change), priced with the old plan's tiers,
+and the new price meets only the usage after the change, with its own tiers in full. So
+meterbill first flushes the tenant's usage up to the change (`UsageFlushPort.flush`), then
+swaps the prices, and records the change (`previous_plan`, `plan_changed_at`) for the usage view.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ from ...domain.plans import Catalog, Plan, plan_change_direction
 from ...ports.stripe import StripePort, SubscriptionRecord
 from ..access.writer import Cause, TenantAccessService
 from ..views import PlanChangeView, SubscriptionView
+from ..webhooks.context import UsageFlushPort
 from .customers import validate_tenant_id
 from .tenants import unknown_tenant
 
@@ -84,7 +93,7 @@ class SubscriptionService:
     def __init__(self, db: Database, gateway: StripePort, catalog: Catalog,
                  policy: SubscriptionPolicy | None = None, *, access: TenantAccessService,
                  on_notices: Callable[[Sequence[int]], object] | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, usage: UsageFlushPort | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.catalog = catalog
@@ -92,7 +101,9 @@ class SubscriptionService:
         self.access = access  # writes the tenant's access from what Stripe answered
         # Called with the ids of the notices a change recorded (a cancellation), after commit.
         self.on_notices = on_notices
-        self.clock = clock  # stamps our rows' updated_at
+        self.clock = clock  # stamps our rows' updated_at (and, with `usage`, the change)
+        # Reports the usage up to a plan change made now before the prices swap (see above).
+        self.usage = usage
 
     # --- create ------------------------------------------------------------------------------
 
@@ -303,7 +314,15 @@ class SubscriptionService:
             return PlanChangeView(view, "period_end", from_key, target.key, None)
         proration = (self.policy.upgrade_proration if direction == "upgrade"
                      else "create_prorations")  # a downgrade now: credit on the next invoice
-        return self._swap_prices(subscription_id, current, target, proration, "now")
+        changed_at = self.clock()
+        if self.usage is not None:
+            # Stripe bills the old price's usage as it stands at the swap: report it all first.
+            self.usage.flush(current.customer_id, changed_at)
+        view = self._swap_prices(subscription_id, current, target, proration, "now")
+        with self.db.session() as session:
+            row = self._row(session, subscription_id)
+            row.previous_plan, row.plan_changed_at = from_key, changed_at
+        return view
 
     def apply_due_plan_changes(self) -> list[PlanChangeView]:
         """Apply recorded downgrades whose period has ended in Stripe (see module docstring)."""
