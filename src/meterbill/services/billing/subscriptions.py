@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from ...adapters.db.models import Subscription, Tenant
 from ...adapters.db.notifications import new_notice_ids
@@ -56,9 +56,15 @@ from ...domain.plans import Catalog, Plan, plan_change_direction
 from ...ports.stripe import StripePort, SubscriptionRecord
 from ..access.writer import Cause, TenantAccessService
 from ..views import PlanChangeView, SubscriptionView
-from ..webhooks.context import UsageFlushPort
 from .customers import validate_tenant_id
 from .tenants import unknown_tenant
+
+
+class UsageFlush(Protocol):
+    """Usage sync's `flush` (services/usage/sync.py; the webhooks' `UsageFlushPort`)."""
+
+    def flush(self, customer_id: str, period_end: datetime) -> None: ...
+
 
 # Stripe's longest trial.
 MAX_TRIAL_DAYS = 730
@@ -93,7 +99,7 @@ class SubscriptionService:
     def __init__(self, db: Database, gateway: StripePort, catalog: Catalog,
                  policy: SubscriptionPolicy | None = None, *, access: TenantAccessService,
                  on_notices: Callable[[Sequence[int]], object] | None = None,
-                 clock: Clock = utcnow, usage: UsageFlushPort | None = None) -> None:
+                 clock: Clock = utcnow, usage: UsageFlush | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.catalog = catalog
@@ -318,11 +324,11 @@ class SubscriptionService:
         if self.usage is not None:
             # Stripe bills the old price's usage as it stands at the swap: report it all first.
             self.usage.flush(current.customer_id, changed_at)
-        view = self._swap_prices(subscription_id, current, target, proration, "now")
+        changed = self._swap_prices(subscription_id, current, target, proration, "now")
         with self.db.session() as session:
             row = self._row(session, subscription_id)
             row.previous_plan, row.plan_changed_at = from_key, changed_at
-        return view
+        return changed
 
     def apply_due_plan_changes(self) -> list[PlanChangeView]:
         """Apply recorded downgrades whose period has ended in Stripe (see module docstring)."""
