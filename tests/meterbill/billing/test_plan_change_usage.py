@@ -41,7 +41,8 @@ def documented_sentence() -> str:
     return match.group(1)
 
 
-def billed_lines(sandbox: Sandbox, container: Container, invoice: Any) -> list[tuple[str, int, int]]:
+def billed_lines(sandbox: Sandbox, container: Container,
+                 invoice: Any) -> list[tuple[str, int, int]]:
     names = {}
     for plan in container.catalog:
         names[plan.base_lookup_key] = f"{plan.key} base"
