@@ -12,6 +12,22 @@ fraction ("Remaining time on ..."), each rounded to the cent. Metered items are 
 meter and never prorated. With `billing_cycle_anchor=now` the period restarts at `t`: every
 licensed item is credited its unused time and billed in full for the new period, and metered
 usage up to `t` is billed at once.
+
+Metered prices that leave an item mid-period (a price swap, or the item deleted) follow Stripe's
+"Manage your usage-based billing setup" page (docs.stripe.com,
+billing/subscriptions/usage-based/manage-billing-setup, section "Update prices mid-cycle"),
+which depends on the subscription's billing mode (flexible is the default for subscriptions
+created at API version 2025-09-30.clover and later: changelog "Makes flexible billing mode the
+default for new subscriptions"):
+- `flexible`: at the change Stripe creates an invoice item billing the usage reported under the
+  old price, from the later of the period's start and the price's own start up to `t`, priced
+  with the old price (its own tiers, in full: nothing carries over to the new price). It
+  follows `proration_behavior`: `always_invoice` puts it on the invoice made at the change,
+  `create_prorations` leaves it pending for the next invoice, `none` does not bill it.
+- `classic`: the usage before the change is not billed at all.
+Either way the new price bills, at the period's end, only the usage from `t` on (an item added
+mid-period likewise), so no unit is billed twice and every unit meets exactly one price's
+tiers. The usage invoice item is not a proration (`proration=false` on its line).
 """
 
 from __future__ import annotations
@@ -22,7 +38,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from . import invoicing, schedule
-from .billing_math import exact_amount, prorated_amount
+from .billing_math import exact_amount, line_amount, prorated_amount
 from .errors import InvalidRequestError
 from .subscription_state import (
     _quantity_text,
@@ -30,6 +46,7 @@ from .subscription_state import (
     draft_invoice,
     interval,
     is_metered,
+    item_description,
     items_of,
     new_item,
     period,
@@ -37,6 +54,7 @@ from .subscription_state import (
     product_name,
     set_items,
     set_period,
+    usage,
 )
 from .wire import as_bool, as_int, merge_metadata
 
@@ -65,6 +83,8 @@ class Proration:
     amount: int
     description: str
     span: tuple[int, int]
+    proration: bool = True  # False: usage of a metered price that left the item
+    usage: Decimal | None = None  # that usage's quantity
 
 
 @dataclass
@@ -230,11 +250,32 @@ def plan_prorations(sandbox: Sandbox, sub: dict[str, Any], plan: Plan, behavior:
         if not plan.reset_anchor and not is_metered(target.price):
             plan.prorations.append(_debit(sandbox, target.item_id, target.price,
                                           target.quantity, plan.at, span))
+        if old is not None and is_metered(old["price"]) and \
+                old["price"]["id"] != target.price["id"]:
+            plan.prorations.append(_usage_until(sandbox, sub, old, plan.at, span))
     for old in plan.removed:
         if not is_metered(old["price"]):
             plan.prorations.append(_credit(sandbox, old["id"], old["price"], old["quantity"],
                                            plan.at, span))
+        else:
+            plan.prorations.append(_usage_until(sandbox, sub, old, plan.at, span))
     plan.prorations = [p for p in plan.prorations if p is not None]
+
+
+def _usage_until(sandbox: Sandbox, sub: dict[str, Any], item: dict[str, Any], at: int,
+                 span: tuple[int, int]) -> Proration | None:
+    """The invoice item for the usage of a metered price that leaves `item` at `at` (flexible
+    billing mode; see the module docstring): none in classic mode."""
+    if (sub.get("billing_mode") or {}).get("type") == "classic":
+        return None
+    since = max(span[0], int(item.get("_usage_since") or span[0]))
+    price = item["price"]
+    quantity = usage(sandbox, sub["customer"], price, (since, at))
+    if quantity == 0:  # nothing was reported: no item (the sandbox's reading; Stripe is silent)
+        return None
+    return Proration(item["id"], price, None, line_amount(price, quantity),
+                     item_description(sandbox, price, quantity), (since, at), proration=False,
+                     usage=quantity)
 
 
 def immediate_total(sandbox: Sandbox, sub: dict[str, Any], plan: Plan) -> int:
@@ -261,11 +302,14 @@ def _preview_items(sandbox: Sandbox, sub: dict[str, Any], plan: Plan) -> list[di
     for target in plan.targets:
         if target.source is not None:
             item = dict(target.source)
+            if item["price"]["id"] != target.price["id"]:
+                item["_usage_since"] = plan.at
             item["price"] = target.price
             item["quantity"] = target.quantity
         else:
             item = new_item(sandbox, sub["id"], target.price, target.quantity, plan.at,
                             item_id=target.item_id)
+            item["_usage_since"] = plan.at
         items.append(item)
     return items
 
@@ -281,10 +325,12 @@ def commit(sandbox: Sandbox, sub: dict[str, Any], plan: Plan, request: Call | No
         if item is None:
             item = new_item(sandbox, sub["id"], target.price, target.quantity, plan.at,
                             target.metadata, item_id=target.item_id)
+            item["_usage_since"] = plan.at
         else:
             if item["price"]["id"] != target.price["id"]:
                 item["price"] = copy.deepcopy(target.price)
                 item["plan"] = plan_of(target.price)
+                item["_usage_since"] = plan.at  # the new price meets usage from here on
             item["quantity"] = target.quantity
             item["metadata"] = target.metadata
         items.append(item)
@@ -303,9 +349,12 @@ def create_proration_items(sandbox: Sandbox, sub: dict[str, Any], prorations: li
     for p in prorations:
         item = new_invoiceitem(
             sandbox, customer, at, amount=p.amount, currency=p.price["currency"],
-            description=p.description, span=p.span, quantity=Decimal(p.quantity or 1),
-            price=p.price, unit_amount_decimal=Decimal(p.price.get("unit_amount_decimal") or 0),
-            subscription_id=sub["id"], subscription_item_id=p.item_id or None, proration=True,
+            description=p.description, span=p.span,
+            quantity=p.usage if p.usage is not None else Decimal(p.quantity or 1),
+            price=p.price, unit_amount_decimal=None if p.usage is not None
+            else Decimal(p.price.get("unit_amount_decimal") or 0),
+            subscription_id=sub["id"], subscription_item_id=p.item_id or None,
+            proration=p.proration,
         )
         save_invoiceitem(sandbox, item, request)
         made.append(item)
@@ -359,11 +408,11 @@ def preview_lines(sandbox: Sandbox, sub: dict[str, Any], plan: Plan,
     for p in plan.prorations:
         lines.append(invoicing.new_line(
             sandbox, invoice, amount=p.amount, description=p.description, period=p.span,
-            quantity=Decimal(p.quantity or 1), pricing={
+            quantity=p.usage if p.usage is not None else Decimal(p.quantity or 1), pricing={
                 "type": "price_details",
                 "price_details": {"price": p.price["id"], "product": p.price.get("product")},
                 "unit_amount_decimal": p.price.get("unit_amount_decimal")},
-            parent=invoicing.line_parent(sub["id"], p.item_id or None, None, True),
+            parent=invoicing.line_parent(sub["id"], p.item_id or None, None, p.proration),
             subscription_id=sub["id"], currency=p.price["currency"], discountable=False,
             preview=True))
     items = _preview_items(sandbox, sub, plan)

@@ -235,10 +235,14 @@ def cycle_lines(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any] |
         if is_metered(price):
             if metered is None:
                 continue
+            # A price that came onto the item mid-period meets only the usage from then on
+            # (subscription_changes: the old price billed what came before).
+            since = int(item.get("_usage_since") or metered[0])
+            span = (min(max(metered[0], since), metered[1]), metered[1])
             line = item_line(sandbox, sub, invoice, item,
-                             usage(sandbox, sub["customer"], price, metered), metered,
+                             usage(sandbox, sub["customer"], price, span), span,
                              preview=preview)
-            line["_usage"] = {"price": price["id"], "start": metered[0], "end": metered[1]}
+            line["_usage"] = {"price": price["id"], "start": span[0], "end": span[1]}
             lines.append(line)
         elif licensed is not None:
             lines.append(item_line(sandbox, sub, invoice, item, item["quantity"], licensed,

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, overload
 
 import stripe
@@ -184,6 +185,17 @@ class Container:
         self.db.dispose()
 
 
+class _UsageFlushOnUse:
+    """The container's usage flush, looked up when a plan change needs it (the usage store
+    opens only then)."""
+
+    def __init__(self, get: Callable[[], UsageFlushPort]) -> None:
+        self.get = get
+
+    def flush(self, customer_id: str, period_end: datetime) -> None:
+        self.get().flush(customer_id, period_end)
+
+
 def build(settings: Settings | None = None, *,
           stripe_http_client: stripe.HTTPClient | None = None) -> Container:
     settings = settings or Settings()
@@ -213,7 +225,8 @@ def build(settings: Settings | None = None, *,
         customers=CustomerService(db, gateway),
         subscriptions=SubscriptionService(
             db, gateway, catalog, policy, access=access,
-            on_notices=lambda ids: container.notifications.after_commit(ids)),
+            on_notices=lambda ids: container.notifications.after_commit(ids),
+            usage=_UsageFlushOnUse(lambda: container.usage_flush)),
         catalog_sync=CatalogSyncService(gateway, catalog),
         tenants=TenantService(db, gateway, access),
         sandbox=sandbox,

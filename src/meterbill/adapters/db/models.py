@@ -125,6 +125,10 @@ class Subscription(Base):
     # subscription's Stripe schedule (see services/billing/subscriptions.py).
     pending_plan: Mapped[str | None] = mapped_column(String(40))
     pending_plan_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The last plan change made at once (an upgrade): the plan before it and when. Stripe bills
+    # the period's usage before it under the old metered price (docs/billing.md).
+    previous_plan: Mapped[str | None] = mapped_column(String(40))
+    plan_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # Bumped on every change we make in Stripe: part of the next update's idempotency key.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -20,6 +20,14 @@ overage price; nothing is credited later. Our row records the pending plan (`pen
 of the phase change brings the new plan to the row and clears it (`store_subscription`).
 Choosing the current plan again (or `cancel_pending_change`) releases the schedule; an upgrade
 or a cancellation at period end releases it first.
+
+Metered usage across a change made now (docs/billing.md, "Plan changes and metered usage"):
+Stripe (flexible billing mode, the default at our API version) bills the usage reported under
+the old overage price up to the change on an invoice item that follows `proration_behavior`
+(with `always_invoice`: on the invoice made at the change), priced with the old plan's tiers,
+and the new price meets only the usage after the change, with its own tiers in full. So
+meterbill first flushes the tenant's usage up to the change (`UsageFlushPort.flush`), then
+swaps the prices, and records the change (`previous_plan`, `plan_changed_at`) for the usage view.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 from ...adapters.db.models import Subscription, Tenant
 from ...adapters.db.notifications import new_notice_ids
@@ -54,6 +62,13 @@ from ..access.writer import Cause, TenantAccessService
 from ..views import PlanChangeView, SubscriptionView
 from .customers import validate_tenant_id
 from .tenants import unknown_tenant
+
+
+class UsageFlush(Protocol):
+    """Usage sync's `flush` (services/usage/sync.py; the webhooks' `UsageFlushPort`)."""
+
+    def flush(self, customer_id: str, period_end: datetime) -> None: ...
+
 
 # Stripe's longest trial.
 MAX_TRIAL_DAYS = 730
@@ -95,7 +110,7 @@ class SubscriptionService:
     def __init__(self, db: Database, gateway: StripePort, catalog: Catalog,
                  policy: SubscriptionPolicy | None = None, *, access: TenantAccessService,
                  on_notices: Callable[[Sequence[int]], object] | None = None,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, usage: UsageFlush | None = None) -> None:
         self.db = db
         self.gateway = gateway
         self.catalog = catalog
@@ -103,7 +118,9 @@ class SubscriptionService:
         self.access = access  # writes the tenant's access from what Stripe answered
         # Called with the ids of the notices a change recorded (a cancellation), after commit.
         self.on_notices = on_notices
-        self.clock = clock  # stamps our rows' updated_at
+        self.clock = clock  # stamps our rows' updated_at (and, with `usage`, the change)
+        # Reports the usage up to a plan change made now before the prices swap (see above).
+        self.usage = usage
 
     # --- create ------------------------------------------------------------------------------
 
@@ -373,7 +390,15 @@ class SubscriptionService:
             return self._schedule_downgrade(subscription_id, current, from_key, target)
         proration = (self.policy.upgrade_proration if direction == "upgrade"
                      else "create_prorations")  # a downgrade now: credit on the next invoice
-        return self._swap_prices(subscription_id, current, target, proration, "now")
+        changed_at = self.clock()
+        if self.usage is not None:
+            # Stripe bills the old price's usage as it stands at the swap: report it all first.
+            self.usage.flush(current.customer_id, changed_at)
+        changed = self._swap_prices(subscription_id, current, target, proration, "now")
+        with self.db.session() as session:
+            row = self._row(session, subscription_id)
+            row.previous_plan, row.plan_changed_at = from_key, changed_at
+        return changed
 
     def cancel_pending_change(self, subscription_id: str) -> PlanChangeView:
         """Keep the current plan: release the schedule that would downgrade it."""

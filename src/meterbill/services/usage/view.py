@@ -10,6 +10,12 @@ Periods:
   is the honest unit. Its amounts apply the tenant's plan to that month as if it were a
   billing period, which matches Stripe's invoice only when the billing anchor is the 1st.
 
+A plan change made now inside the period (an upgrade) splits it in two segments, as Stripe bills
+it (docs/billing.md, "Plan changes and metered usage"): the usage before the change meets the
+old plan's included units and overage price, and was billed on the invoice made at the change;
+the usage after it meets the new plan's, in full, on the period's invoice. `segments` lists
+them, the overage figures are their sums, and the sentence names both.
+
 Amounts are integer cents from the plan's own maths (`Plan.overage_cost`: the Decimal unit
 price × units, rounded half up, as Stripe rounds a line item). The projection is linear (see
 `domain.usage.linear_projection`). Nothing here calls Stripe: the view is cheap to ask often.
@@ -25,8 +31,11 @@ from ...adapters.db.repositories import SubscriptionRepository, TenantRepository
 from ...adapters.db.session import Database
 from ...domain.clock import Clock, utcnow
 from ...domain.errors import UnknownPlan
+from ...domain.money import format_cents
 from ...domain.plans import Catalog, Plan
 from ...domain.usage import (
+    _NOUNS,
+    Charges,
     PeriodChoice,
     charges_for,
     daily_series,
@@ -80,6 +89,20 @@ class DailyUsage(_View):
 
 
 @dataclasses.dataclass(frozen=True)
+class PlanSegment(_View):
+    """The part of the period one plan was in force, and what Stripe bills for its usage."""
+
+    plan: str
+    start: datetime
+    end: datetime  # exclusive
+    used: int
+    included: int
+    overage_units: int
+    overage_amount: int  # cents
+    billed: Literal["at_change", "period_end"]
+
+
+@dataclasses.dataclass(frozen=True)
 class TenantUsage(_View):
     tenant_id: str
     metric: str
@@ -100,10 +123,12 @@ class TenantUsage(_View):
     daily: tuple[DailyUsage, ...]
     sentence: str
     notes: tuple[str, ...] = ()
+    segments: tuple[PlanSegment, ...] = ()  # two when the plan changed in the period
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         data["daily"] = [day.to_dict() for day in self.daily]
+        data["segments"] = [segment.to_dict() for segment in self.segments]
         return data
 
 
@@ -113,6 +138,8 @@ class _TenantFacts:
     status: str | None
     period_start: datetime | None
     period_end: datetime | None
+    previous_plan: str | None = None
+    plan_changed_at: datetime | None = None
 
 
 class UsageViewService:
@@ -142,6 +169,17 @@ class UsageViewService:
         when = _when(choice, start, end)
         cost = charges_for(plan, used) if plan is not None and billed else None
         future = charges_for(plan, projected) if plan is not None and billed else None
+        segments = self._segments(tenant_id, metric_name, facts, plan, start, end, now) \
+            if plan is not None and billed and source == "subscription" else ()
+        sentence = usage_sentence(used, metric_name, when, plan, billed)
+        if plan is not None and segments:
+            before, after = segments
+            cost = _summed(plan, before, after)
+            after_projected = linear_projection(after.used, after.start, end, now)
+            projected = before.used + after_projected
+            future = _summed(plan, before, _segment(plan, after.start, end, after_projected,
+                                                     "period_end"))
+            sentence = _split_sentence(used, metric_name, when, before, after, self.catalog)
         if plan is not None and not billed:
             notes.append(f"{metric_name} is not billed by the {plan.name} plan (it meters "
                          f"{plan.meter_event_name}); amounts are left out.")
@@ -171,8 +209,9 @@ class UsageViewService:
                 future.overage_amount if future else None,
                 future.total_amount if future else None),
             daily=tuple(DailyUsage(day, total) for day, total in series),
-            sentence=usage_sentence(used, metric_name, when, plan, billed),
+            sentence=sentence,
             notes=tuple(notes),
+            segments=segments,
         )
 
     # --- helpers ------------------------------------------------------------------------
@@ -192,6 +231,8 @@ class UsageViewService:
                 status=status,
                 period_start=subscription.current_period_start if subscription else None,
                 period_end=subscription.current_period_end if subscription else None,
+                previous_plan=subscription.previous_plan if subscription else None,
+                plan_changed_at=subscription.plan_changed_at if subscription else None,
             )
 
     def _bounds(self, choice: PeriodChoice, facts: _TenantFacts, now: datetime,
@@ -211,6 +252,20 @@ class UsageViewService:
                      "month in UTC.")
         return start, end, "calendar_month"
 
+    def _segments(self, tenant_id: str, metric: str, facts: _TenantFacts, plan: Plan,
+                  start: datetime, end: datetime, now: datetime) -> tuple[PlanSegment, ...]:
+        """Before and after a plan change made inside [start, end), else nothing."""
+        at = facts.plan_changed_at
+        if at is None or facts.previous_plan is None or not start < at < end:
+            return ()
+        old = next((p for p in self.catalog if p.key == facts.previous_plan), None)
+        if old is None:
+            return ()
+        before = self.store.total(tenant_id, metric, start, at)
+        after = self.store.total(tenant_id, metric, at, min(end, max(now, at)))
+        return (_segment(old, start, at, before, "at_change"),
+                _segment(plan, at, end, after, "period_end"))
+
     def _plan(self, facts: _TenantFacts, notes: list[str]) -> Plan | None:
         if facts.plan_key is None:
             notes.append("The tenant has no plan, so its usage is not billed; subscribe it "
@@ -229,3 +284,40 @@ def _when(choice: PeriodChoice, start: datetime, end: datetime) -> str:
         return f"in {month_name(choice.month)}"
     days = (end - start).days
     return "this month" if 28 <= days <= 31 else "this billing period"
+
+
+def _segment(plan: Plan, start: datetime, end: datetime, used: int,
+             billed: Literal["at_change", "period_end"]) -> PlanSegment:
+    cost = charges_for(plan, used)
+    return PlanSegment(plan.key, start, end, used, cost.included, cost.overage_units,
+                       cost.overage_amount, billed)
+
+
+def _summed(plan: Plan, before: PlanSegment, after: PlanSegment) -> Charges:
+    """The period's charges across a change: both segments' overage, the current plan's base."""
+    return Charges(plan.included_quantity, before.overage_units + after.overage_units,
+                   before.overage_amount + after.overage_amount, plan.base_amount)
+
+
+def _split_sentence(used: int, metric: str, when: str, before: PlanSegment,
+                    after: PlanSegment, catalog: Catalog) -> str:
+    """"You used 580,000 queries this month: 80,000 on Pro until Apr 16 (within its 100,000
+    limit; billed when you changed plan) and 500,000 on Enterprise since (within its 1,000,000
+    limit; no overage so far)"."""
+    singular, plural = _NOUNS.get(metric, (metric, metric))
+    names = {p.key: p for p in catalog}
+
+    def part(segment: PlanSegment, tail: str) -> str:
+        plan = names[segment.plan]
+        if segment.overage_units == 0:
+            within = f"within its {segment.included:,} limit"
+        else:
+            within = (f"{segment.overage_units:,} over its {segment.included:,} limit = "
+                      f"{format_cents(segment.overage_amount, plan.currency)} overage")
+        return f"{segment.used:,} on {plan.name} {tail.format(within=within)}"
+
+    day = f"{before.end:%b} {before.end.day}"
+    return (f"You used {used:,} {singular if used == 1 else plural} {when}: "
+            + part(before, f"until {day} ({{within}}; billed when you changed plan)")
+            + " and "
+            + part(after, "since ({within}; billed at the period's end)"))
