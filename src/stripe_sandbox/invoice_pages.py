@@ -1,7 +1,9 @@
 """The hosted invoice page and the invoice PDF behind `hosted_invoice_url` / `invoice_pdf`.
 
 Both links are `{public_url}/invoice/{invoice id}/{secret}` (and `/pdf`): like Stripe's, they
-need no API key, so the unguessable secret is what protects them. The PDF is written by hand —
+need no API key, so the unguessable secret is what protects them. An open invoice's page has
+a pay form (`POST .../pay`, a test card token such as `pm_card_visa`, the default), which
+charges that card once, as a customer paying an emailed invoice would. The PDF is written by hand —
 PDF 1.4, the standard Helvetica font, one page per 40 lines — so no dependency is needed.
 """
 
@@ -11,14 +13,14 @@ import html
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .billing_math import format_money
 
 if TYPE_CHECKING:
     from .engine import Response, Sandbox
 
-_PATH = re.compile(r"^/invoice/(in_[A-Za-z0-9]+)/([A-Za-z0-9_-]+)(/pdf)?/?$")
+_PATH = re.compile(r"^/invoice/(in_[A-Za-z0-9]+)/([A-Za-z0-9_-]+)(/pdf|/pay)?/?$")
 _LINES_PER_PAGE = 40
 
 
@@ -34,6 +36,11 @@ def serve(sandbox: Sandbox, method: str, url: str, headers: dict[str, str],
         invoice["status"] == "draft"
     ):
         return Response(404, b"Invoice not found", {"Content-Type": "text/plain"})
+    if found.group(3) == "/pay":
+        if method != "POST":
+            return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
+                                                          "Allow": "POST"})
+        return _pay(sandbox, invoice, body)
     if method not in ("GET", "HEAD"):
         return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
                                                       "Allow": "GET, HEAD"})
@@ -43,6 +50,28 @@ def serve(sandbox: Sandbox, method: str, url: str, headers: dict[str, str],
         return Response(200, pdf, {"Content-Type": "application/pdf",
                                    "Content-Disposition": f'inline; filename="{name}.pdf"'})
     return Response(200, render_html(sandbox, invoice).encode(),
+                    {"Content-Type": "text/html; charset=utf-8"})
+
+
+def _pay(sandbox: Sandbox, invoice: dict[str, Any], body: bytes) -> Response:
+    """The customer pays on the page with a test card: one charge; the page again, or 402."""
+    from . import invoicing
+    from .engine import Call, Response
+    from .resources.payment_methods import _from_token
+
+    if invoice["status"] != "open":
+        return Response(409, f"This invoice is {invoice['status']}.".encode(),
+                        {"Content-Type": "text/plain"})
+    form = parse_qs(body.decode("utf-8", errors="replace"))
+    token = (form.get("payment_method") or ["pm_card_visa"])[0]
+    at = sandbox.now(invoice.get("test_clock"))
+    call = Call(sandbox, "POST", f"/invoice/{invoice['id']}/pay", {}, "req_page")
+    pm = _from_token(call, token, at)
+    if pm is None:
+        return Response(400, b"Unknown test card token", {"Content-Type": "text/plain"})
+    sandbox.store.put(pm)
+    paid = invoicing.attempt(sandbox, invoice, at, automatic=False, pm=pm)
+    return Response(200 if paid else 402, render_html(sandbox, invoice).encode(),
                     {"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -88,6 +117,10 @@ def render_html(sandbox: Sandbox, invoice: dict[str, Any]) -> str:
         for d, p, q, a in s["rows"]
     )
     due = f"<p>Due {e(s['due'])}</p>" if s["due"] else ""
+    if invoice["status"] == "open":
+        due += ('<form method="post" action="' + e(invoice["hosted_invoice_url"] or "")
+                + '/pay"><input name="payment_method" value="pm_card_visa">'
+                  '<button>Pay</button></form>')
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Invoice {e(s['number'])}</title>
