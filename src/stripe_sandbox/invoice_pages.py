@@ -4,8 +4,9 @@ Both links are `{public_url}/invoice/{invoice id}/{secret}` (and `/pdf`): like S
 need no API key, so the unguessable secret is what protects them. The PDF is written by hand —
 PDF 1.4, the standard Helvetica font, one page per 40 lines — so no dependency is needed.
 
-An open invoice's page has a form that pays it with the invoice's payment method (a POST to
-`{page}/pay`, answered with a redirect back to the page, as a browser expects). When the
+An open invoice's page has a form that pays it with the invoice's payment method, or with a
+test card token typed in when it has none (an emailed invoice: `pm_card_visa` by default): a
+POST to `{page}/pay`, answered with a redirect back to the page, as a browser expects. When the
 payment intent waits in `requires_action` (a 3-D Secure card), the button is "Authenticate and
 pay": posting it stands for the customer passing the bank's challenge, so the charge is made
 as authenticated. Paying here emits what paying through the API emits (`invoice.paid`,
@@ -19,7 +20,7 @@ import html
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from .billing_math import format_money
 
@@ -46,7 +47,7 @@ def serve(sandbox: Sandbox, method: str, url: str, headers: dict[str, str],
         if method != "POST":
             return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
                                                           "Allow": "POST"})
-        return _pay(sandbox, invoice, invoice.get("hosted_invoice_url") or url)
+        return _pay(sandbox, invoice, invoice.get("hosted_invoice_url") or url, body)
     if method not in ("GET", "HEAD"):
         return Response(405, b"Method not allowed", {"Content-Type": "text/plain",
                                                       "Allow": "GET, HEAD"})
@@ -68,20 +69,31 @@ def _intent(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def _pay(sandbox: Sandbox, invoice: dict[str, Any], page_url: str) -> Response:
-    """The customer pressed the page's pay button (after authenticating, for 3-D Secure)."""
+def _pay(sandbox: Sandbox, invoice: dict[str, Any], page_url: str, body: bytes) -> Response:
+    """The customer pressed the page's pay button (after authenticating, for 3-D Secure), with
+    the invoice's payment method, or a test card token typed into the form (an emailed
+    invoice has none)."""
     from . import invoicing
-    from .engine import Response
+    from .engine import Call, Response
+    from .resources.payment_methods import _from_token
 
     if invoice["status"] != "open" or invoice["amount_remaining"] <= 0:
         return Response(303, b"", {"Location": page_url})  # nothing to pay: show the page
-    intent = _intent(sandbox, invoice) or {}
-    pm = sandbox.store.get("payment_method", intent.get("payment_method") or "") \
-        or invoicing.payment_method_for(sandbox, invoice)
+    at = sandbox.now(invoice.get("test_clock"))
+    token = (parse_qs(body.decode("utf-8", errors="replace")).get("payment_method") or [""])[0]
+    if token:
+        pm = _from_token(Call(sandbox, "POST", f"/invoice/{invoice['id']}/pay", {}, "req_page"),
+                         token, at)
+        if pm is None:
+            return Response(400, b"Unknown test card token", {"Content-Type": "text/plain"})
+        sandbox.store.put(pm)
+    else:
+        intent = _intent(sandbox, invoice) or {}
+        pm = sandbox.store.get("payment_method", intent.get("payment_method") or "") \
+            or invoicing.payment_method_for(sandbox, invoice)
     if pm is None:
         return Response(402, render_html(sandbox, invoice, "No payment method to charge.")
                         .encode(), {"Content-Type": "text/html; charset=utf-8"})
-    at = sandbox.now(invoice.get("test_clock"))
     paid = invoicing.attempt(sandbox, invoice, at, automatic=False, pm=pm, authenticated=True)
     if not paid:
         error = (_intent(sandbox, invoice) or {}).get("last_payment_error") or {}
@@ -125,6 +137,8 @@ def summary(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_html(sandbox: Sandbox, invoice: dict[str, Any], error: str | None = None) -> str:
+    from . import invoicing
+
     s = summary(sandbox, invoice)
     e = html.escape
     form = ""
@@ -134,7 +148,10 @@ def render_html(sandbox: Sandbox, invoice: dict[str, Any], error: str | None = N
         note = ("<p>Your bank asks you to confirm this payment (3-D Secure).</p>"
                 if action else "")
         target = e((invoice.get("hosted_invoice_url") or "") + "/pay")
-        form = (f'{note}<form method="post" action="{target}">'
+        # Without a payment method (an emailed invoice) the customer gives a test card.
+        card = "" if invoicing.payment_method_for(sandbox, invoice) is not None else (
+            '<label>Card <input name="payment_method" value="pm_card_visa"></label> ')
+        form = (f'{note}<form method="post" action="{target}">{card}'
                 f'<button type="submit" name="pay" value="1">{e(label)} '
                 f'{e(s["due_amount"])}</button></form>')
     if error:

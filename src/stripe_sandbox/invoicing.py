@@ -21,6 +21,17 @@ Stripe's automatic collection, as modelled here:
   authenticates and pays on the hosted invoice page (`invoice_pages`). Any other automatic
   charge is off-session, so the bank declines it with `authentication_required` (a failure,
   retried as any other) and `invoice.payment_action_required` tells the customer to act.
+
+Invoices sent by email (`collection_method=send_invoice`), as Stripe documents them:
+- finalizing gives them a `due_date` (`days_until_due` after creation, 30 days by default) and
+  the hosted page where the customer pays; they are never charged automatically;
+- `invoice.sent` is emitted by `POST /v1/invoices/{id}/send` (Stripe sends no email in test
+  mode but still emits the event);
+- when the due date passes unpaid, `invoice.overdue` is emitted once, in time order with the
+  other billing steps (Stripe emits it from a Billing automation; the sandbox behaves as an
+  account whose automation fires on the due date) and the subscription becomes `past_due`
+  (Stripe: "becomes past_due when its invoice is not paid by the due date"); paying every
+  overdue invoice makes it `active` again.
 """
 
 from __future__ import annotations
@@ -154,6 +165,7 @@ def blank_invoice(sandbox: Sandbox, customer: dict[str, Any], at: int, *, billin
                       "url": f"/v1/invoice_payments?invoice={invoice_id}"},
         "_confirmation_secret": None,
         "_first_failed_at": None,
+        "_overdue_at": None,  # when `invoice.overdue` was emitted (send_invoice only)
         "_no_retry": False,
         "_page_secret": secrets.token_urlsafe(12),
     }
@@ -589,19 +601,50 @@ def stop_collection(sandbox: Sandbox, subscription_id: str) -> None:
 # --- the billing clock -----------------------------------------------------------------------
 
 
+def overdue_at(invoice: dict[str, Any]) -> int | None:
+    """When an open send_invoice invoice falls overdue, while `invoice.overdue` is not sent."""
+    if (invoice["status"] != "open" or invoice["collection_method"] != "send_invoice"
+            or invoice.get("due_date") is None or invoice.get("_overdue_at") is not None):
+        return None
+    return int(invoice["due_date"])
+
+
+def is_overdue(invoice: dict[str, Any]) -> bool:
+    return invoice["status"] == "open" and invoice.get("_overdue_at") is not None
+
+
+def mark_overdue(sandbox: Sandbox, invoice: dict[str, Any], at: int) -> None:
+    """The due date passed unpaid: `invoice.overdue`, and the subscription is `past_due`."""
+    invoice["_overdue_at"] = at
+    sandbox.emit("invoice.overdue", invoice)
+    schedule.touch(sandbox, invoice)
+    if invoice.get("subscription"):
+        from . import subscription_state
+
+        sub = sandbox.store.get("subscription", invoice["subscription"])
+        if sub is not None:
+            subscription_state.invoice_overdue(sandbox, sub, invoice, at)
+
+
 def next_due(invoice: dict[str, Any]) -> int | None:
     if invoice["status"] == "draft" and invoice["auto_advance"]:
         return invoice["automatically_finalizes_at"]
-    if invoice["status"] == "open" and invoice["auto_advance"]:
-        return invoice["next_payment_attempt"]
-    return None
+    if invoice["status"] != "open":
+        return None
+    due = [t for t in (invoice["next_payment_attempt"] if invoice["auto_advance"] else None,
+                       overdue_at(invoice)) if t is not None]
+    return min(due) if due else None
 
 
 def process_due(sandbox: Sandbox, invoice: dict[str, Any], at: int) -> None:
     if invoice["status"] == "draft":
         finalize(sandbox, invoice, at)
     elif invoice["status"] == "open":
-        attempt(sandbox, invoice, at, automatic=True)
+        overdue = overdue_at(invoice)
+        if overdue is not None and overdue <= at:
+            mark_overdue(sandbox, invoice, at)
+        else:
+            attempt(sandbox, invoice, at, automatic=True)
 
 
 schedule.register("invoice", next_due, process_due)

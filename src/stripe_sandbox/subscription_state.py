@@ -13,6 +13,11 @@ How statuses move, as Stripe documents them:
 - a failed renewal charge → `past_due`; paying the latest invoice → `active`; after the last
   retry fails → `config.after_final_failure` (`canceled`, `unpaid` or stay `past_due`). An
   `unpaid` subscription keeps drafting invoices that stay drafts (`auto_advance=false`);
+- `collection_method=send_invoice`: `active` at once, the first invoice finalized an hour later
+  like a renewal's, never charged; unpaid past its `due_date` → `past_due` (with
+  `invoice.overdue`), paid → `active` once no invoice of it is overdue. Stripe's later step
+  ("cancel or mark unpaid N days after the due date") is the account setting the sandbox keeps at
+  "leave it past due";
 - `cancel_at_period_end` / `cancel_at` end it at that time (`customer.subscription.deleted`),
   with a final invoice for metered usage when it has metered items.
 
@@ -343,10 +348,12 @@ def start(sandbox: Sandbox, sub: dict[str, Any], at: int, payment_behavior: str,
         invoice["_no_retry"] = True  # an incomplete subscription's first invoice expires instead
     invoicing.save_new(sandbox, invoice, request)
     sub["latest_invoice"] = invoice["id"]
-    if not trialing and sub["collection_method"] == "send_invoice":
+    emailed = not trialing and sub["collection_method"] == "send_invoice"
+    if emailed:
         sub["status"] = "active"  # the customer pays the emailed invoice by its due date
     collect = payment_behavior != "default_incomplete"
-    invoicing.finalize(sandbox, invoice, at, request, collect=collect)
+    if not emailed:  # an emailed first invoice is finalized an hour later, like a renewal's
+        invoicing.finalize(sandbox, invoice, at, request, collect=collect)
     del sub["_quiet"]
     if sub["status"] == "incomplete":
         sub["_expires_at"] = at + INCOMPLETE_SECONDS
@@ -500,7 +507,10 @@ def invoice_paid(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any],
                  request: Call | None) -> None:
     if sub["status"] not in ("incomplete", "past_due", "unpaid"):
         return
-    if sub.get("latest_invoice") != invoice["id"]:
+    if invoice["collection_method"] == "send_invoice":
+        if sub["status"] != "past_due" or _has_overdue(sandbox, sub):
+            return
+    elif sub.get("latest_invoice") != invoice["id"]:
         return
     before = snapshot(sub)
     sub["status"] = "active"
@@ -508,10 +518,27 @@ def invoice_paid(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any],
     emit_updated(sandbox, sub, before, request)
 
 
+def _has_overdue(sandbox: Sandbox, sub: dict[str, Any]) -> bool:
+    return any(inv.get("subscription") == sub["id"] and invoicing.is_overdue(inv)
+               for inv in sandbox.store.all("invoice"))
+
+
+def invoice_overdue(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any],
+                    at: int) -> None:
+    """A send_invoice invoice is unpaid past its due date: the subscription is `past_due`."""
+    if sub["status"] != "active":
+        return
+    before = snapshot(sub)
+    sub["status"] = "past_due"
+    emit_updated(sandbox, sub, before)
+
+
 def payment_failed(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any], at: int,
                    request: Call | None, *, final: bool) -> None:
     if sub["status"] in ("incomplete", *ENDED):
         return
+    if invoice["collection_method"] == "send_invoice":
+        return  # a declined card on the hosted page leaves the payment terms as they were
     before = snapshot(sub)
     if sub["status"] == "active" and sub.get("latest_invoice") == invoice["id"]:
         sub["status"] = "past_due"

@@ -64,6 +64,13 @@ KINDS: Mapping[str, KindSpec] = {
                                                 ("tenant_name", "plan", "invoice_id",
                                                  "customer_id", "expires_in_hours")),
     "admin_alert": KindSpec(("subject", "detail"), ("tenant_name",), to_admin=True),
+    # Invoices sent by email (collection send_invoice): the invoice with its link and due date,
+    # then the overdue steps of the policy's [overdue] section.
+    "invoice_sent": KindSpec(_TENANT + _INVOICE + ("invoice_url", "due_date"),
+                             ("tenant_name", "invoice_id", "invoice_number", "customer_id",
+                              "plan")),
+    "invoice_overdue": KindSpec(_TENANT + _INVOICE + ("due_date", "days_past_due", "access"),
+                                ("tenant_name", "suspension_at") + _INVOICE_MORE),
 }
 
 # Facts the notifier adds itself; templates may use them for every kind.
@@ -77,6 +84,9 @@ _STEP_PHRASES = {
     "soft_suspension": "your service is reduced (lower rate limits)",
     "reduced": "your service is reduced (lower rate limits)",
     "suspension": "your account is suspended",
+    "overdue_warning": "we send a final warning",
+    "overdue_reduced": "your service is reduced (lower rate limits)",
+    "overdue_suspended": "your account is suspended",
     "suspended": "your account is suspended",
     "cancel": "your subscription ends",
 }

@@ -86,6 +86,9 @@ def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
         next_payment_attempt=records.timestamp(data.get("next_payment_attempt")),
         created=records.timestamp(data.get("created")),
         hosted_invoice_url=data.get("hosted_invoice_url"),
+        collection_method=data.get("collection_method") or "charge_automatically",
+        due_date=records.timestamp(data.get("due_date")),
+        number=data.get("number"),
     )
 
 

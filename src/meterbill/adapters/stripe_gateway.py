@@ -201,7 +201,10 @@ class StripeGateway:
     def create_subscription(self, *, customer_id: str, price_ids: Sequence[str],
                             trial_days: int, default_payment_method: str | None,
                             metadata: Mapping[str, str],
-                            idempotency_key: str) -> SubscriptionRecord:
+                            idempotency_key: str,
+                            days_until_due: int | None = None) -> SubscriptionRecord:
+        """`days_until_due` set: invoices are emailed (`collection_method=send_invoice`) with
+        that many days to pay, never charged; None: charged automatically."""
         base, *metered = price_ids
         # Metered items take no quantity; the meter's usage decides what they bill.
         items: list[SubscriptionCreateParamsItem] = [{"price": base, "quantity": 1}]
@@ -224,6 +227,9 @@ class StripeGateway:
             params["trial_period_days"] = trial_days
         if default_payment_method:
             params["default_payment_method"] = default_payment_method
+        if days_until_due is not None:
+            params["collection_method"] = "send_invoice"
+            params["days_until_due"] = days_until_due
         with stripe_errors("create the subscription"):
             obj = self.client.v1.subscriptions.create(params=params,
                                                       options=_opts(idempotency_key))

@@ -53,6 +53,7 @@ from .dunning import (
     DunningPolicy,
     DunningState,
     NoticeDue,
+    OverdueStep,
     Transition,
 )
 
@@ -183,6 +184,13 @@ def _dunning_reason(policy: DunningPolicy, state: str, failures: int) -> str:
     step = policy.step_named(state)
     if step is None:
         return _trial_reason(state)
+    if isinstance(step, OverdueStep):  # `failures` holds the days past due
+        late = f"invoice {failures} day{'s' if failures != 1 else ''} past due"
+        if step.effects.suspended:
+            return f"suspended for non-payment: {late}"
+        if step.effects.soft_suspended:
+            return f"reduced access: {late} ({state})"
+        return f"{late} ({state})"
     attempts = f"{failures} failed payment attempt{'s' if failures != 1 else ''}"
     if step.effects.suspended:
         return f"suspended for non-payment after {attempts}"

@@ -12,6 +12,12 @@ event re-reads the same invoice and decides the same thing, so it changes nothin
 goes out twice; and within one unpaid episode a step is never taken back (a stale read of an
 older invoice cannot undo a suspension). Only a payment (or a void) ends the episode.
 
+Invoices sent by email (`collection_method=send_invoice`) are never charged, so their
+attempt count says nothing; the policy's `[overdue]` steps apply instead, by days past the due
+date (`decide` on an open send_invoice invoice). The day the due date passes is day 1. The same
+rules hold: a step is entered once per invoice, never taken back within the episode, and a
+payment ends it.
+
 The policy is read from TOML (`dunning.toml` in the package, or DUNNING_POLICY_FILE).
 """
 
@@ -39,7 +45,7 @@ RESERVED_STATES = frozenset({GOOD_STANDING, TRIAL_GRACE, TRIAL_SUSPENDED, CANCEL
 KNOWN_NOTICES = frozenset({
     "dunning_reminder", "dunning_warning", "dunning_final_warning", "dunning_suspended",
     "payment_received", "trial_ending_no_payment_method", "trial_ended_suspended",
-    "subscription_canceled",
+    "subscription_canceled", "invoice_sent", "invoice_overdue",
 })
 ACCESS_LEVELS: tuple[Access, ...] = ("full", "reduced", "none")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -74,6 +80,17 @@ class Step:
 
 
 @dataclass(frozen=True)
+class OverdueStep:
+    """A step for an emailed invoice unpaid `days` days past its due date (day 1: the due
+    date has passed)."""
+
+    days: int
+    name: str
+    notice: str | None
+    effects: Effects
+
+
+@dataclass(frozen=True)
 class TrialRule:
     """A trial that ended without a payment method: a grace period, then suspension."""
 
@@ -96,6 +113,7 @@ class DunningPolicy:
     cancellation_notice: str | None = "subscription_canceled"
     trial: TrialRule = field(default_factory=TrialRule)
     source: str = "dunning policy"
+    overdue_steps: tuple[OverdueStep, ...] = ()
 
     def step_for(self, failures: int) -> Step | None:
         """The step for `failures` failed attempts: the last one whose threshold it reached."""
@@ -105,12 +123,23 @@ class DunningPolicy:
                 found = step
         return found
 
-    def step_named(self, name: str) -> Step | None:
-        return next((s for s in self.steps if s.name == name), None)
+    def step_named(self, name: str) -> Step | OverdueStep | None:
+        every: tuple[Step | OverdueStep, ...] = (*self.steps, *self.overdue_steps)
+        return next((s for s in every if s.name == name), None)
+
+    def overdue_step_for(self, days: int) -> OverdueStep | None:
+        """The overdue step for an invoice `days` days past due: the last one reached."""
+        found = None
+        for step in self.overdue_steps:
+            if days >= step.days:
+                found = step
+        return found
 
     def rank(self, state: str) -> int:
-        """How far along the dunning path `state` is (0 for non-step states)."""
-        for index, step in enumerate(self.steps, start=1):
+        """How far along the dunning path `state` is (0 for non-step states); overdue steps
+        rank after the payment steps."""
+        every: tuple[Step | OverdueStep, ...] = (*self.steps, *self.overdue_steps)
+        for index, step in enumerate(every, start=1):
             if step.name == state:
                 return index
         return 0
@@ -154,6 +183,8 @@ class InvoiceFacts:
     # Set when the invoice is the first one after a trial and no payment method is on file.
     trial_ended_at: datetime | None = None
     amount_paid: int | None = None  # cents; None when unknown (counts as money received)
+    collection_method: str = "charge_automatically"  # send_invoice: the overdue steps apply
+    due_date: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -185,6 +216,8 @@ def decide(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts) ->
         return Decision(current, note="subscription canceled; dunning does not apply")
     if facts.status == "paid" or facts.status == "void":
         return _recover(policy, current, facts)
+    if facts.status == "open" and facts.collection_method == "send_invoice":
+        return _overdue(policy, current, facts)
     if facts.status != "open" or facts.attempt_count <= 0:
         return Decision(current, note=f"invoice {facts.invoice_id} is {facts.status} with "
                                       f"{facts.attempt_count} attempt(s); nothing to decide")
@@ -240,7 +273,7 @@ def _failed(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts) -
     step = policy.step_for(count)
     jumped = False
     if facts.decline_code in policy.hard_decline_codes and policy.decline_jump_to:
-        jump = policy.step_named(policy.decline_jump_to)
+        jump = next((s for s in policy.steps if s.name == policy.decline_jump_to), None)
         if jump is not None and (step is None or policy.rank(jump.name) > policy.rank(step.name)):
             step, jumped = jump, True
     same_invoice = current.invoice_id == facts.invoice_id
@@ -262,6 +295,40 @@ def _failed(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts) -
     notices = (NoticeDue(step.notice, step.name,
                          _step_facts(policy, step, count, facts.next_payment_attempt)),) \
         if step.notice else ()
+    return Decision(new, Transition(current.state, step.name, step.name, detail), notices,
+                    detail)
+
+
+def days_past_due(due_date: datetime, now: datetime) -> int:
+    """0 before the due date; 1 once it has passed, 2 a day later, and so on."""
+    if now < due_date:
+        return 0
+    return (now - due_date) // timedelta(days=1) + 1
+
+
+def _overdue(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts) -> Decision:
+    """An emailed invoice: the overdue step for its days past due (never one back)."""
+    days = days_past_due(facts.due_date, facts.now) if facts.due_date else 0
+    step = policy.overdue_step_for(days)
+    if step is None:
+        return Decision(current, note=f"invoice {facts.invoice_id} is {days} day(s) past due; "
+                                      "no overdue step yet")
+    if policy.rank(current.state) >= policy.rank(step.name):
+        return Decision(current, note=f"stays {current.state}: invoice {facts.invoice_id} "
+                                      f"{days} day(s) past due")
+    new = DunningState(step.name, days, facts.invoice_id)
+    detail = f"invoice {facts.invoice_id} unpaid {days} day(s) past its due date"
+    following = next((s for s in policy.overdue_steps if s.days > step.days), None)
+    assert facts.due_date is not None
+    notice_facts: dict[str, Any] = {
+        "attempt_count": 0, "days_past_due": days, "due_date": facts.due_date,
+        "access": step.effects.access,
+        "next_step": following.name if following else None,
+        "next_step_at": facts.due_date + timedelta(days=following.days - 1)
+        if following else None,
+        "suspension_at": None,
+    }
+    notices = (NoticeDue(step.notice, step.name, notice_facts),) if step.notice else ()
     return Decision(new, Transition(current.state, step.name, step.name, detail), notices,
                     detail)
 
@@ -343,7 +410,8 @@ def load_policy(path: Path | None = None) -> DunningPolicy:
     return parse_policy(data, source=source)
 
 
-_TOP = {"steps", "retry_schedule", "decline_codes", "recovery", "cancellation", "trial"}
+_TOP = {"steps", "retry_schedule", "decline_codes", "recovery", "cancellation", "trial",
+        "overdue"}
 
 
 def parse_policy(data: Mapping[str, Any], *, source: str = "dunning policy") -> DunningPolicy:
@@ -386,6 +454,7 @@ def parse_policy(data: Mapping[str, Any], *, source: str = "dunning policy") -> 
         raise ConfigurationError(f"{source}: recovery.notify_on_void must be true or false")
     cancellation = _table(data, "cancellation", source)
     _only(cancellation, {"notice"}, f"{source}: cancellation")
+    overdue = _parse_overdue(_table(data, "overdue", source), names, f"{source}: overdue")
     return DunningPolicy(
         steps=steps,
         retry_days=tuple(days),
@@ -397,7 +466,43 @@ def parse_policy(data: Mapping[str, Any], *, source: str = "dunning policy") -> 
                                     f"{source}: cancellation"),
         trial=_parse_trial(_table(data, "trial", source), f"{source}: trial"),
         source=source,
+        overdue_steps=overdue,
     )
+
+
+def _parse_overdue(raw: Mapping[str, Any], taken: list[str],
+                   where: str) -> tuple[OverdueStep, ...]:
+    _only(raw, {"steps"}, where)
+    raw_steps = raw.get("steps", [])
+    if not isinstance(raw_steps, list):
+        raise ConfigurationError(f"{where}: steps must be a list of [[overdue.steps]] tables")
+    steps = []
+    for i, entry in enumerate(raw_steps):
+        here = f"{where}.steps[{i}]"
+        if not isinstance(entry, Mapping):
+            raise ConfigurationError(f"{here} must be a table")
+        _only(entry, {"days", "name", "notice", "access", "rate_limit_multiplier"}, here)
+        days = entry.get("days")
+        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
+            raise ConfigurationError(f"{here}.days must be a whole number >= 1 (day 1: the due "
+                                     f"date has passed); got {days!r}")
+        name = entry.get("name")
+        if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED_STATES:
+            raise ConfigurationError(f"{here}.name must be lower-case letters, digits and _ "
+                                     f"and not one of {sorted(RESERVED_STATES)}; got {name!r}")
+        steps.append(OverdueStep(days, name, _notice(entry, None, here),
+                                 _parse_effects(entry, here)))
+    for before, after in zip(steps, steps[1:], strict=False):
+        if after.days <= before.days:
+            raise ConfigurationError(
+                f"{where}: steps must have increasing `days`; {after.name!r} ({after.days}) "
+                f"comes after {before.name!r} ({before.days})")
+    names = [s.name for s in steps]
+    clash = sorted(set(names) & set(taken)) or sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ConfigurationError(f"{where}: step names must be unique across [[steps]] and "
+                                 f"[[overdue.steps]]; {clash[0]!r} is used twice")
+    return tuple(steps)
 
 
 def _parse_step(raw: Any, where: str) -> Step:

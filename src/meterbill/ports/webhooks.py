@@ -51,6 +51,9 @@ class InvoiceRecord:
     next_payment_attempt: datetime | None
     created: datetime | None
     hosted_invoice_url: str | None = None  # the page where the customer can pay it
+    collection_method: str = "charge_automatically"  # or send_invoice: emailed, never charged
+    due_date: datetime | None = None  # send_invoice: when payment is due
+    number: str | None = None
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Invoices: create (manual), retrieve, update, delete drafts, finalize, pay, void,
+"""Invoices: create (manual), retrieve, update, delete drafts, finalize, pay, send, void,
 mark_uncollectible, list, search, lines, and `create_preview`; plus the hosted page and PDF.
 
 The lifecycle (finalization, charging, retries) is in `invoicing`; subscription invoices are
@@ -275,6 +275,21 @@ def pay(call: Call, invoice: str) -> dict[str, Any]:
         raise InvalidRequestError(NO_PAYMENT_METHOD, code="resource_missing")
     invoicing.attempt(call.sandbox, obj, at, request=call, automatic=False, pm=pm,
                       raise_on_failure=True)
+    return obj
+
+
+@routes.post("/v1/invoices/{invoice}/send")
+def send(call: Call, invoice: str) -> dict[str, Any]:
+    """Email the invoice now: `invoice.sent` (in test mode Stripe sends no email, only the
+    event). Only finalized send_invoice invoices can be sent."""
+    obj = _get(call, invoice)
+    if obj["collection_method"] != "send_invoice":
+        raise InvalidRequestError("You can only manually send an invoice if its collection "
+                                  "method is 'send_invoice'.", code="invoice_not_editable")
+    if obj["status"] in ("draft", "void"):
+        raise InvalidRequestError(f"You can't send an invoice that is {obj['status']}; "
+                                  "finalize it first.", code="invoice_not_editable")
+    call.sandbox.emit("invoice.sent", obj, request=call)
     return obj
 
 

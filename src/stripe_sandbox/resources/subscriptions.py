@@ -220,6 +220,25 @@ def _cancel_at(p: dict[str, Any], at: int, current: int | None) -> int | None:
     return cancel_at
 
 
+def _days_until_due(p: dict[str, Any], collection: str, current: int | None) -> int | None:
+    """Stripe's rule: `days_until_due` is required with `send_invoice` and refused without."""
+    given = p.get("days_until_due") not in (None, "")
+    if collection == "charge_automatically":
+        if given:
+            raise InvalidRequestError(
+                "Invalid days_until_due: it can only be set when `collection_method` is "
+                "`send_invoice`.", param="days_until_due")
+        return None
+    days = as_int(p["days_until_due"], "days_until_due") if given else current
+    if days is None:
+        raise InvalidRequestError("Missing required param: days_until_due.",
+                                  param="days_until_due", code="parameter_missing")
+    if days < 0:
+        raise InvalidRequestError("Invalid days_until_due: must be at least 0.",
+                                  param="days_until_due")
+    return days
+
+
 def anchor_choice(value: Any, param: str) -> str:
     """`billing_cycle_anchor` on an update: `{type: now|unchanged}` (or the bare word)."""
     choice = value.get("type") if isinstance(value, dict) else value
@@ -258,9 +277,7 @@ def create(call: Call) -> dict[str, Any]:
                             "create_prorations") != "none"
     collection = _choice(p, "collection_method", ("charge_automatically", "send_invoice"),
                          "charge_automatically")
-    days_until_due = None
-    if collection == "send_invoice":
-        days_until_due = as_int(require(p, "days_until_due"), "days_until_due")
+    days_until_due = _days_until_due(p, collection, None)
     pm_id = None
     if p.get("default_payment_method"):
         pm_id = _attached_pm(call, p["default_payment_method"], customer["id"],
@@ -401,6 +418,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
         cancel_flag = as_bool(p["cancel_at_period_end"], "cancel_at_period_end")
     collection = _choice(p, "collection_method", ("charge_automatically", "send_invoice"),
                          sub["collection_method"])
+    days_until_due = _days_until_due(p, collection, sub["days_until_due"])
     if plan.invoice_now:
         _precheck_charge(call, _customer(call, sub["customer"]), pm_id,
                          changes.immediate_total(sandbox, sub, plan), behavior)
@@ -418,8 +436,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
                     sub["cancellation_details"][key] = nullable(p["cancellation_details"][key])
         sub["default_payment_method"] = pm_id
         sub["collection_method"] = collection
-        if "days_until_due" in p:
-            sub["days_until_due"] = as_int(p["days_until_due"], "days_until_due")
+        sub["days_until_due"] = days_until_due
         if "trial_settings" in p:
             sub["trial_settings"] = _trial_settings(p) or sub["trial_settings"]
         if cancel_flag != sub["cancel_at_period_end"] or cancel_at != sub["cancel_at"]:

@@ -186,3 +186,27 @@ def test_a_malformed_subscription_id_is_422_naming_it(api: TestClient,
     error = error_of(response)
     assert error["field"] == "subscription_id"
     assert "sub_" in error["message"]
+
+
+def test_send_invoice_needs_no_card_and_defaults_to_net_30(
+        api: TestClient, auth: dict[str, str], new_customer: NewCustomer,
+        sandbox: Sandbox) -> None:
+    customer = new_customer()
+    response = _subscribe(api, auth, customer, trial_days=0, collection="send_invoice")
+    assert response.status_code == 201, response.text
+    in_stripe = sandbox.store.get("subscription", response.json()["id"])
+    assert in_stripe is not None
+    assert (in_stripe["collection_method"], in_stripe["days_until_due"], in_stripe["status"]) \
+        == ("send_invoice", 30, "active")
+    other = new_customer("test_tenant_002")
+    terms = _subscribe(api, auth, other, trial_days=0, collection="send_invoice",
+                       days_until_due=45)
+    assert terms.status_code == 201, terms.text
+    assert sandbox.store.get("subscription", terms.json()["id"])["days_until_due"] == 45
+
+
+def test_days_until_due_without_send_invoice_is_422(
+        api: TestClient, auth: dict[str, str], new_customer: NewCustomer) -> None:
+    response = _subscribe(api, auth, new_customer(), payment_method_id="pm_card_visa",
+                          days_until_due=30)
+    assert response.status_code == 422

@@ -27,6 +27,8 @@ FACTS: dict[str, Any] = {
     "trial_end": "2026-12-01T00:00:00+00:00", "subject": "Drift <found>",
     "detail": "Usage for acme drifted by 12 <units>", "portal_url": PORTAL,
     "tenant_id": "acme", "public_base_url": "https://billing.example",
+    "due_date": "2026-12-31T09:00:00+00:00", "days_past_due": 15, "access": "reduced",
+    "invoice_number": "ACME-0001",
 }
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meterbill.services.billing.customers import TENANT_ID
 from meterbill.services.billing.subscriptions import MAX_TRIAL_DAYS
@@ -81,6 +81,21 @@ class SubscriptionCreate(_Body):
         default=None, pattern=PAYMENT_METHOD_PATTERN, examples=["pm_card_visa"],
         description="Attached to the customer and made the subscription's default.",
     )
+    collection: Literal["charge_automatically", "send_invoice"] = Field(
+        default="charge_automatically",
+        description="`send_invoice`: invoices are emailed with payment terms (no card needed), "
+                    "paid on their hosted page; `charge_automatically`: the card is charged.",
+    )
+    days_until_due: int | None = Field(
+        default=None, ge=0, le=365,
+        description="Payment terms of emailed invoices in days; default 30 with send_invoice.",
+    )
+
+    @model_validator(mode="after")
+    def _terms_need_send_invoice(self) -> SubscriptionCreate:
+        if self.days_until_due is not None and self.collection != "send_invoice":
+            raise ValueError("days_until_due needs \"collection\": \"send_invoice\"")
+        return self
 
 
 class PlanChange(_Body):

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query
 
+from ...services.billing.subscriptions import DEFAULT_DAYS_UNTIL_DUE
 from .deps import ContainerDep
 from .schemas import PlanChange, SubscriptionCreate, SubscriptionIdPath
 
@@ -20,6 +21,10 @@ _EXAMPLES: dict[str, Any] = {
                          "REQUIRE_PAYMENT_METHOD=false or the customer has a card)",
               "value": {"customer_id": "cus_123", "plan_type": "pro",
                         "tenant_id": "test_tenant_001"}},
+    "invoice": {"summary": "Invoices by email, net 30: no card needed",
+                "value": {"customer_id": "cus_123", "plan_type": "enterprise",
+                          "tenant_id": "test_tenant_001", "trial_days": 0,
+                          "collection": "send_invoice", "days_until_due": 30}},
 }
 
 
@@ -45,6 +50,9 @@ def create_subscription(body: Annotated[SubscriptionCreate, Body(openapi_example
         plan_type=body.plan_type,
         trial_days=body.trial_days,
         payment_method_id=body.payment_method_id,
+        days_until_due=(body.days_until_due if body.days_until_due is not None
+                        else DEFAULT_DAYS_UNTIL_DUE)
+        if body.collection == "send_invoice" else None,
     )
     return view.to_dict()
 

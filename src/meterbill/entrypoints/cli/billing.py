@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from meterbill.domain.errors import NotFound
+from meterbill.services.billing.subscriptions import DEFAULT_DAYS_UNTIL_DUE
 
 from .context import CliFailure, cli_context, reported
 from .output import JsonFlag, key_values, note, show, table
@@ -101,9 +102,18 @@ def subscriptions_create(
         "--trial-days", min=0, max=730, help="Trial length; default DEFAULT_TRIAL_DAYS.")] = None,
     payment_method: Annotated[str | None, typer.Option(
         "--payment-method", help="e.g. pm_card_visa in test mode.")] = None,
+    send_invoice: Annotated[bool, typer.Option(
+        "--send-invoice", help="Email invoices with payment terms instead of charging a card "
+                               "(no payment method needed).")] = False,
+    days_until_due: Annotated[int | None, typer.Option(
+        "--days-until-due", min=0, max=365,
+        help="Payment terms with --send-invoice; default 30.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Subscribe a tenant to a plan (the seeds' create_test_subscription.py)."""
+    if days_until_due is not None and not send_invoice:
+        raise typer.BadParameter("--days-until-due needs --send-invoice",
+                                 param_hint="--days-until-due")
     cli = cli_context(ctx)
     with reported(as_json), cli.container(needs_stripe=True) as container:
         if email is not None:
@@ -116,6 +126,8 @@ def subscriptions_create(
         view = container.subscriptions.create(
             tenant_id=tenant, customer_id=customer, plan_type=plan, trial_days=trial_days,
             payment_method_id=payment_method,
+            days_until_due=(days_until_due if days_until_due is not None
+                            else DEFAULT_DAYS_UNTIL_DUE) if send_invoice else None,
         )
         data = view.to_dict()
         show(data, as_json, key_values(f"Subscription {view.id}", data))

@@ -219,6 +219,10 @@ class DunningService:
         if failing and self.policy.hard_decline_codes and self.policy.decline_jump_to:
             decline = ctx.stripe.decline_code(invoice.id)
         trial_ended, now = None, self.clock()
+        emailed = invoice.collection_method == "send_invoice" and invoice.status == "open"
+        if emailed:  # days past due count on Stripe's clock (a test clock's in sandbox mode)
+            now = ctx.stripe.clock_time(invoice.customer_id) or now
+            failing = False
         if failing and self.policy.rank(current.state) == 0:
             trial_ended = self._trial_ended_without_card(ctx, invoice)
             if trial_ended is not None:  # the grace period runs on Stripe's clock
@@ -227,7 +231,9 @@ class DunningService:
                             decline_code=decline,
                             next_payment_attempt=invoice.next_payment_attempt,
                             trial_ended_at=trial_ended,
-                            amount_paid=invoice.amount_paid if invoice.status == "paid" else None)
+                            amount_paid=invoice.amount_paid if invoice.status == "paid" else None,
+                            collection_method=invoice.collection_method,
+                            due_date=invoice.due_date)
 
     def _trial_ended_without_card(self, ctx: HandlerContext,
                                   invoice: InvoiceRecord) -> datetime | None:

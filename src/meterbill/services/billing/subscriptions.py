@@ -126,7 +126,10 @@ class SubscriptionService:
 
     def create(self, tenant_id: str, customer_id: str, plan_type: str,
                trial_days: int | None = None,
-               payment_method_id: str | None = None) -> SubscriptionView:
+               payment_method_id: str | None = None,
+               days_until_due: int | None = None) -> SubscriptionView:
+        """`days_until_due` set: invoices are emailed with payment terms (send_invoice), and no
+        payment method is needed."""
         plan = self.catalog.get(plan_type)
         validate_tenant_id(tenant_id)
         trial = self.policy.default_trial_days if trial_days is None else trial_days
@@ -136,11 +139,14 @@ class SubscriptionService:
                                field="trial_days")
         if payment_method_id is not None and not payment_method_id.strip():
             payment_method_id = None
+        check_days_until_due(days_until_due)
         seq = self._check_tenant(tenant_id, customer_id)
         base_price, overage_price = self._price_ids(plan)
-        default_pm, on_file = self._payment_method(customer_id, payment_method_id, seq)
+        default_pm, on_file = self._payment_method(customer_id, payment_method_id, seq) \
+            if days_until_due is None or payment_method_id else (None, False)
 
-        fingerprint = hashlib.sha256(f"{trial}|{default_pm}".encode()).hexdigest()[:10]
+        terms = "" if days_until_due is None else f"|net{days_until_due}"
+        fingerprint = hashlib.sha256(f"{trial}|{default_pm}{terms}".encode()).hexdigest()[:10]
         record = self.gateway.create_subscription(
             customer_id=customer_id,
             price_ids=[base_price, overage_price],
@@ -148,6 +154,7 @@ class SubscriptionService:
             default_payment_method=default_pm,
             metadata={"tenant_id": tenant_id, "plan_type": plan.key},
             idempotency_key=f"subscription:{tenant_id}:{plan.key}:{seq}:{fingerprint}",
+            days_until_due=days_until_due,
         )
         payment = self._first_payment(record)
         winner = self._record_new(tenant_id, seq, plan, record, base_price, overage_price,
@@ -600,3 +607,16 @@ def _follow_items(row: Subscription, plan: Plan, record: SubscriptionRecord) -> 
 def _bad_payment_method(message: str, error: MeterbillError) -> InvalidInput:
     return InvalidInput(message, field="payment_method_id", code="invalid_payment_method",
                         details={"stripe_request_id": error.details.get("stripe_request_id")})
+
+
+DEFAULT_DAYS_UNTIL_DUE = 30  # net 30 when invoices are emailed and no term is given
+MAX_DAYS_UNTIL_DUE = 365
+
+
+def check_days_until_due(days: int | None) -> None:
+    if days is None:
+        return
+    if isinstance(days, bool) or not isinstance(days, int) or not (
+            0 <= days <= MAX_DAYS_UNTIL_DUE):
+        raise InvalidInput(f"days_until_due must be a whole number from 0 to "
+                           f"{MAX_DAYS_UNTIL_DUE}", field="days_until_due")

@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ..context import HandlerContext, InboxEvent
-from .invoices import handle_finalization_failed, handle_invoice_created
+from .invoices import (
+    handle_finalization_failed,
+    handle_invoice_created,
+    handle_invoice_finalized,
+)
 from .payment_methods import handle_payment_method_attached
 from .payments import handle_payment_event
 from .subscriptions import handle_subscription_event
@@ -23,6 +27,8 @@ HANDLERS: Mapping[str, Handler] = {
     "invoice.payment_failed": handle_payment_event,
     "invoice.voided": handle_payment_event,
     "invoice.marked_uncollectible": handle_payment_event,
+    "invoice.overdue": handle_payment_event,
+    "invoice.finalized": handle_invoice_finalized,
     "customer.subscription.created": handle_subscription_event,
     "customer.subscription.updated": handle_subscription_event,
     "customer.subscription.deleted": handle_subscription_event,

@@ -27,6 +27,28 @@ def handle_invoice_created(ctx: HandlerContext, event: InboxEvent) -> str:
             f"for draft invoice {invoice.id}")
 
 
+def handle_invoice_finalized(ctx: HandlerContext, event: InboxEvent) -> str:
+    """An emailed invoice (collection send_invoice) is final: email it to the tenant with its
+    hosted page and due date, once per invoice. A charged invoice needs no email here."""
+    invoice = ctx.stripe.retrieve_invoice(event.object_id)
+    if invoice.collection_method != "send_invoice":
+        return f"invoice {invoice.id} is charged automatically; nothing to email"
+    if invoice.status != "open" or not invoice.hosted_invoice_url:
+        return f"invoice {invoice.id} is {invoice.status}; nothing to email"
+    tenant = ctx.tenant_for_customer(invoice.customer_id)
+    due = invoice.due_date.isoformat() if invoice.due_date else None
+    facts = {"email": tenant.email, "tenant_name": tenant.name or tenant.tenant_id,
+             "amount_due": invoice.amount_due, "currency": invoice.currency,
+             "invoice_url": invoice.hosted_invoice_url, "due_date": due,
+             "invoice_id": invoice.id, "invoice_number": invoice.number,
+             "customer_id": invoice.customer_id, "plan": tenant.current_plan}
+    added = ctx.notice(kind="invoice_sent", dedupe_key=f"invoice_sent:{invoice.id}",
+                       tenant_id=tenant.tenant_id, event_id=event.id, facts=facts,
+                       detail=f"Invoice {invoice.id} emailed, due {due}.")
+    return (f"tenant {tenant.tenant_id}: invoice {invoice.id} due {due} "
+            f"{'emailed' if added else 'already emailed'}")
+
+
 def handle_finalization_failed(ctx: HandlerContext, event: InboxEvent) -> str:
     invoice = ctx.stripe.retrieve_invoice(event.object_id)
     error = event.object.get("last_finalization_error") or {}

@@ -1,5 +1,6 @@
-"""`invoice.paid`/`invoice.payment_succeeded`/`invoice.payment_failed`, and `invoice.voided` and
-`invoice.marked_uncollectible`.
+"""`invoice.paid`/`invoice.payment_succeeded`/`invoice.payment_failed`, `invoice.voided`,
+`invoice.marked_uncollectible`, and `invoice.overdue` (an emailed invoice unpaid past its due
+date: the policy's [overdue] steps, by days past due).
 
 All are decided on what Stripe says NOW, not on which event arrived last: the handler re-reads
 the invoice, and when it belongs to a subscription, the subscription's latest invoice (a newer
@@ -29,7 +30,10 @@ def current_invoice(ctx: HandlerContext,
     invoice, subscription = ctx.stripe.retrieve_invoice_and_subscription(invoice_id)
     if invoice.subscription_id and subscription is None:  # not expanded: ask for it
         subscription = ctx.stripe.retrieve_subscription(invoice.subscription_id)
-    if subscription is not None:
+    # An emailed invoice still open decides by its own days past due, even when a newer one
+    # (not yet due) is the subscription's latest.
+    emailed_open = invoice.collection_method == "send_invoice" and invoice.status == "open"
+    if subscription is not None and not emailed_open:
         latest = subscription.latest_invoice
         if latest and latest != invoice.id:
             newer = ctx.stripe.retrieve_invoice(latest)
