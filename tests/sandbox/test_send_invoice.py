@@ -81,7 +81,10 @@ def test_overdue_in_time_order_then_past_due_and_paid_on_the_page_restores(
     assert sandbox.page("POST", first.hosted_invoice_url + "/pay", {},
                         b"payment_method=pm_card_chargeDeclined").status == 402
     assert client.v1.subscriptions.retrieve(sub.id).status == "past_due"
-    assert sandbox.page("POST", first.hosted_invoice_url + "/pay", {}, b"").status == 200
+    # no card on file and none given: nothing to charge
+    assert sandbox.page("POST", first.hosted_invoice_url + "/pay", {}, b"").status == 402
+    assert sandbox.page("POST", first.hosted_invoice_url + "/pay", {},
+                        b"payment_method=pm_card_visa").status == 303
     assert client.v1.invoices.retrieve(first.id).status == "paid"
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"  # renewal not yet due
     advance(client, clock, START + 42 * DAY)  # Feb 11: the renewal invoice falls overdue

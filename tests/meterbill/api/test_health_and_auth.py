@@ -93,7 +93,7 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/subscriptions": ["get", "post"],
         "/subscriptions/{subscription_id}": ["delete"],
         "/subscriptions/{subscription_id}/resume": ["post"],
-        "/subscriptions/{subscription_id}/plan": ["post"],
+        "/subscriptions/{subscription_id}/plan": ["delete", "post"],
         "/tenants": ["get"],
         "/tenants/{tenant_id}": ["get"],
         "/tenants/{tenant_id}/usage": ["get"],
