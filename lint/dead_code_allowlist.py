@@ -13,3 +13,5 @@ base_price_id  # noqa
 stripe_publishable_key  # noqa
 stripe_request_id  # noqa
 as_of  # noqa
+# Read by API clients in a subscription's JSON: its trial will end with nothing to charge.
+trialing_without_payment_method  # noqa

@@ -57,9 +57,6 @@ def create_subscription(body: Annotated[SubscriptionCreate, Body(openapi_example
     return view.to_dict()
 
 
-WATCH_STATUSES = ("incomplete", "past_due", "trialing_without_payment_method")
-
-
 @router.get("", summary="Subscriptions to watch",
             description="Subscriptions whose payment needs attention: `incomplete` (the first "
                         "payment awaits authentication), `past_due`, or "
