@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     usage_sync_backoff_max_seconds: float = Field(default=30.0, ge=0)
     usage_sync_interval_seconds: float = Field(default=86400.0, ge=0)  # 0 = no schedule
     usage_sync_first_run_seconds: float = Field(default=60.0, ge=0)  # after `serve` starts
+    # The `overdue-invoices` job: later overdue steps of emailed invoices (0 = no schedule).
+    overdue_check_interval_seconds: float = Field(default=86400.0, ge=0)
+    overdue_check_first_run_seconds: float = Field(default=120.0, ge=0)  # after `serve` starts
     # Notifications (docs/notifications.md). Without SMTP_URL emails stay `held` in the outbox.
     smtp_url: str | None = None  # smtp://user:pass@host:587?starttls=true, smtps://host:465
     email_from: str = "meterbill <billing@localhost>"

@@ -127,3 +127,37 @@ def test_paying_before_the_due_date_sends_no_overdue(client: stripe.StripeClient
     advance(client, clock, START + 30 * DAY + HOUR)
     assert events(sandbox, "invoice.overdue") == []
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+def test_list_filters_open_emailed_invoices_past_their_due_date(
+        client: stripe.StripeClient, pro) -> None:
+    clock, _, sub = _emailed(client, pro, days=10)
+    card_clock, card_customer = clock_and_customer(client)
+    charged = subscribe(client, card_customer, pro)  # charged at once: no due date
+    advance(client, clock, START + 12 * DAY)
+    advance(client, card_clock, START + 2 * HOUR)
+    assert client.v1.invoices.retrieve(charged.latest_invoice).due_date is None
+
+    def listed(**params: Any) -> list[str]:
+        return [i.id for i in client.v1.invoices.list(params=params).data]  # type: ignore[arg-type]
+
+    emailed = sub.latest_invoice
+    overdue = {"status": "open", "collection_method": "send_invoice"}
+    assert listed(**overdue, due_date={"lt": START + 12 * DAY}) == [emailed]
+    assert listed(**overdue, due_date={"lt": START + 10 * DAY}) == []  # due at, not before
+    assert listed(**overdue, due_date={"lte": START + 10 * DAY}) == [emailed]
+    assert listed(**overdue, due_date=START + 10 * DAY) == [emailed]
+    # An invoice charged automatically has no due date: no due_date filter matches it.
+    assert listed(due_date={"gt": 0}) == [emailed]
+    assert charged.latest_invoice in listed(collection_method="charge_automatically")
+    assert listed(status="paid", collection_method="send_invoice") == []
+    refused = [
+        ({"due_date": {"ne": 1}}, "due_date[ne]"),
+        ({"status": "overdue"}, "status"),
+        ({"collection_method": "by_post"}, "collection_method"),
+        ({"customer_account": "acct_1"}, "customer_account"),
+    ]
+    for params, param in refused:
+        with pytest.raises(stripe.InvalidRequestError) as error:
+            client.v1.invoices.list(params=params)  # type: ignore[arg-type]
+        assert error.value.http_status == 400 and param in str(error.value), params

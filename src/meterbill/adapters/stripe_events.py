@@ -95,9 +95,10 @@ def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
 class StripeEvents:
     """`StripeEventsPort` over the gateway's client."""
 
-    def __init__(self, gateway: StripeGateway) -> None:
+    def __init__(self, gateway: StripeGateway, *, live: bool = False) -> None:
         self.gateway = gateway
         self.client = gateway.client
+        self.live = live  # a live key: no test clocks to ask about
 
     def retrieve_invoice(self, invoice_id: str) -> InvoiceRecord:
         with stripe_errors(f"retrieve invoice {invoice_id}"):
@@ -140,6 +141,36 @@ class StripeEvents:
         with stripe_errors(f"retrieve test clock {clock_id}"):
             clock = self.gateway.get_json("/v1/test_helpers/test_clocks", clock_id)
         return records.timestamp(clock.get("frozen_time"))
+
+    def latest_clock_time(self) -> datetime | None:
+        if self.live:
+            return None
+        latest: datetime | None = None
+        params: dict[str, Any] = {"limit": 100}
+        while True:
+            with stripe_errors("list test clocks"):
+                page = self.client.v1.test_helpers.test_clocks.list(
+                    params=params)  # type: ignore[arg-type]
+            for clock in page.data:
+                frozen = records.timestamp(clock.frozen_time)
+                if frozen is not None and (latest is None or frozen > latest):
+                    latest = frozen
+            if not page.has_more or not page.data:
+                return latest
+            params["starting_after"] = page.data[-1].id
+
+    def list_open_emailed_invoices(self, *, due_before: datetime) -> Iterator[InvoiceRecord]:
+        params: dict[str, Any] = {"limit": 100, "status": "open",
+                                  "collection_method": "send_invoice",
+                                  "due_date": {"lt": int(due_before.timestamp())}}
+        while True:
+            with stripe_errors("list open emailed invoices past due"):
+                page = self.client.v1.invoices.list(params=params)  # type: ignore[arg-type]
+            for invoice in page.data:
+                yield invoice_record(_data(invoice))
+            if not page.has_more or not page.data:
+                return
+            params["starting_after"] = page.data[-1].id
 
     def decline_code(self, invoice_id: str) -> str | None:
         # Since API 2025-03-31 an invoice names its payment intents under `payments`.

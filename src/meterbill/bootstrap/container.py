@@ -27,6 +27,7 @@ from ..ports.notify import Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService
+from ..services.access.overdue import OverdueInvoices
 from ..services.access.writer import TenantAccessService
 from ..services.billing.catalog_sync import CatalogSyncService
 from ..services.billing.customers import CustomerService
@@ -131,6 +132,11 @@ class Container:
         sync = self.usage_sync
         return UsageReconciler(self.db, sync.store, sync.meters, self.catalog,
                                sync.options, clock=sync.clock)
+
+    @property
+    def overdue_invoices(self) -> OverdueInvoices:
+        """The later overdue steps of emailed invoices (the `overdue-invoices` job)."""
+        return parts.overdue_invoices(self)
 
     @property
     def usage_flush(self) -> UsageFlushPort:

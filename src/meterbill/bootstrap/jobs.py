@@ -47,6 +47,11 @@ TABLE = (
            lambda c: _counts(daily_job(c.usage_sync, c.usage_reconcile)), leader=True,
            lease_seconds=6 * 3600.0,
            description="report usage to Stripe's meters, then reconcile with them"),
+    _Entry("overdue-invoices",
+           lambda s: _every(s.overdue_check_interval_seconds, s.overdue_check_first_run_seconds),
+           lambda c: c.overdue_invoices.run().as_dict(), leader=True,
+           description="move tenants with emailed invoices long past due to the policy's "
+                       "later overdue steps"),
 )
 
 

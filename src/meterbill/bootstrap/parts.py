@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from ..adapters.stripe_events import StripeEvents
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
+from ..services.access.overdue import OverdueInvoices
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
 from ..services.usage.sync import SyncOptions, UsageSyncService
@@ -68,6 +70,14 @@ def notifications(container: Container) -> NotificationService:
 def dunning(container: Container) -> DunningService:
     return DunningService(container.db, container.dunning_policy, container.notifier,
                           container.access, on_notices=container.notifications.after_commit)
+
+
+def overdue_invoices(container: Container) -> OverdueInvoices:
+    """The `overdue-invoices` job's service, on the container's dunning service and writer."""
+    stripe = StripeEvents(container.gateway, live=container.settings.mode == "live")
+    return OverdueInvoices(container.db, stripe, container.catalog, container.dunning_policy,
+                           container.dunning, container.notifier,
+                           on_notices=container.notifications.after_commit)
 
 
 def entitlement(container: Container) -> EntitlementService:

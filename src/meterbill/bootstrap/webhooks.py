@@ -79,7 +79,7 @@ def build_webhooks(container: Container, *, options: WebhookOptions | None = Non
 
     Every keyword replaces one part (tests, the CLI's replay)."""
     options = options or webhook_options(container.settings)
-    stripe = stripe or StripeEvents(container.gateway)
+    stripe = stripe or StripeEvents(container.gateway, live=container.settings.mode == "live")
     verifier = verifier or StripeSignatureVerifier(options.signing_secrets,
                                                    options.tolerance_seconds)
     # Notices are recorded in the handler's transaction and sent right after its commit.

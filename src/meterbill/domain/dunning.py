@@ -306,6 +306,16 @@ def days_past_due(due_date: datetime, now: datetime) -> int:
     return (now - due_date) // timedelta(days=1) + 1
 
 
+def overdue_step_ahead(policy: DunningPolicy, state: str, due_date: datetime,
+                       now: datetime) -> OverdueStep | None:
+    """The overdue step an emailed invoice due `due_date` has reached by `now` that a tenant
+    in `state` has not entered yet, or None: then `decide` on that invoice changes nothing."""
+    step = policy.overdue_step_for(days_past_due(due_date, now))
+    if step is None or state == CANCELED or policy.rank(state) >= policy.rank(step.name):
+        return None
+    return step
+
+
 def _overdue(policy: DunningPolicy, current: DunningState, facts: InvoiceFacts) -> Decision:
     """An emailed invoice: the overdue step for its days past due (never one back)."""
     days = days_past_due(facts.due_date, facts.now) if facts.due_date else 0

@@ -116,6 +116,17 @@ class StripeEventsPort(Protocol):
         the real now). Time-based rules use it so that test clocks drive them too."""
         ...
 
+    def latest_clock_time(self) -> datetime | None:
+        """The latest frozen time among the account's test clocks, or None (live mode, or no
+        clocks). A test clock may run ahead of the real now: Stripe's now is the later one."""
+        ...
+
+    def list_open_emailed_invoices(self, *, due_before: datetime) -> Iterator[InvoiceRecord]:
+        """Every open invoice sent by email (`collection_method=send_invoice`) whose due date
+        is before `due_before`: Stripe's `GET /v1/invoices` with `status=open`,
+        `collection_method=send_invoice` and `due_date[lt]`, all pages."""
+        ...
+
     def decline_code(self, invoice_id: str) -> str | None:
         """The issuer's decline code of the invoice's last failed charge (its payment intent's
         `last_payment_error.decline_code`), or None."""

@@ -208,7 +208,14 @@ def delete(call: Call, invoice: str) -> dict[str, Any]:
 
 @routes.get("/v1/invoices")
 def list_(call: Call) -> dict[str, Any]:
+    """Stripe's filters: customer, subscription, status, collection_method, created and
+    due_date (exact or gt/gte/lt/lte; an invoice without a due date, one charged
+    automatically, matches no due_date filter). `customer_account` (customers as v2 Accounts)
+    is refused: the sandbox has no Accounts."""
     p = call.params
+    if p.get("customer_account"):
+        raise InvalidRequestError("The sandbox lists invoices by `customer` only, not "
+                                  "`customer_account`.", param="customer_account")
     in_range = created_filter(p)
     due = created_filter(p, "due_date")
     found = [
@@ -217,7 +224,8 @@ def list_(call: Call) -> dict[str, Any]:
         and (not p.get("subscription") or inv["subscription"] == p["subscription"])
         and (not p.get("status") or inv["status"] == p["status"])
         and (not p.get("collection_method") or inv["collection_method"] == p["collection_method"])
-        and in_range(inv) and (not p.get("due_date") or due(inv))
+        and in_range(inv)
+        and (not p.get("due_date") or (inv.get("due_date") is not None and due(inv)))
     ]
     return paginate(found, p, "/v1/invoices")
 

@@ -63,3 +63,78 @@ def test_emailed_invoice_overdue_then_paid_on_its_page(
     assert len(notices(container, "payment_received")) == 1
     assert tenant_row(container)["billing_status"] == "active"
     assert client.v1.subscriptions.retrieve(month.subscription_id).status == "active"
+
+
+def _state_version(container: Container) -> int:
+    with container.db.session() as session:
+        row = TenantRepository(session).get(TENANT)
+        assert row is not None
+        return row.state_version
+
+
+def _overdue_states(container: Container) -> list[tuple[str, str]]:
+    return [(e.to_state, e.cause) for e in timeline(container)
+            if e.to_state.startswith("overdue_")]
+
+
+def test_the_daily_job_takes_the_later_overdue_steps_once_each_then_payment_restores(
+        container: Container, hooks: WebhookComponents, client: stripe.StripeClient,
+        sandbox: Sandbox, smtp_server: SmtpServer) -> None:
+    month = _emailed_month(container, hooks, client, sandbox)
+    month.advance(START + 2 * HOUR)
+    first = month.invoice()
+    due = START + 10 * DAY  # day 1 once this passes; day n is due + (n - 1) days
+
+    def run_job_on_day(day: int) -> dict[str, int]:
+        month.advance(due + (day - 1) * DAY + HOUR)  # Stripe's events of the days between
+        run = container.jobs.run("overdue-invoices")
+        assert run.outcome == "ok", run.error
+        return run.counts
+
+    def mails(kind: str) -> list[str]:
+        return [str((n.facts or {}).get("days_past_due")) for n in notices(container, kind)
+                if n.status == "sent"]
+
+    assert run_job_on_day(1)["stepped"] == 0  # the webhook took day 1 before the job ran
+    assert _overdue_states(container) == [("overdue_reminder", "webhook")]
+    assert run_job_on_day(14) == {"invoices": 1, "tenants": 1, "stepped": 0, "unchanged": 1,
+                                  "unknown": 0, "failed": 0}
+    assert run_job_on_day(15)["stepped"] == 1
+    assert _overdue_states(container)[-1] == ("overdue_warning", "job")
+    version = _state_version(container)
+    again = container.jobs.run("overdue-invoices").counts  # the same day: nothing new
+    assert (again["stepped"], again["unchanged"]) == (0, 1)
+    assert _state_version(container) == version  # not even a turn taken on the tenant
+    assert mails("invoice_overdue") == ["1", "15"]
+
+    counts = run_job_on_day(30)  # the April renewal is open too, not yet 30 days late
+    assert (counts["invoices"], counts["tenants"], counts["stepped"]) == (2, 1, 1)
+    row = tenant_row(container)
+    assert (row["soft_suspended"], row["api_access_enabled"],
+            row["rate_limit_multiplier"]) == (True, True, 0.5)
+    assert run_job_on_day(45)["stepped"] == 1
+    assert container.jobs.run("overdue-invoices").counts["stepped"] == 0
+    row = tenant_row(container)
+    assert (row["billing_status"], row["api_access_enabled"]) == ("suspended", False)
+    assert _overdue_states(container) == [
+        ("overdue_reminder", "webhook"), ("overdue_warning", "job"),
+        ("overdue_reduced", "job"), ("overdue_suspended", "job")]
+    assert mails("invoice_overdue") == ["1", "15", "30", "45"]  # once each, in order
+    overdue_mails = [m for m in smtp_server.wait_for(len(smtp_server.messages))
+                     if "overdue" in m.subject.lower()]
+    assert len(overdue_mails) == 4, [m.subject for m in overdue_mails]
+
+    # The customer pays what is owed on the hosted pages: the oldest invoice, then April's.
+    renewal = month.invoice()
+    assert renewal.id != first.id and renewal.status == "open"
+    for invoice in (first, renewal):
+        paid = sandbox.page("POST", invoice.hosted_invoice_url + "/pay", {},
+                            b"payment_method=pm_card_visa")
+        assert paid.status == 303
+        month.deliver_new()
+    assert timeline(container)[-1].to_state == "good_standing"
+    row = tenant_row(container)
+    assert (row["billing_status"], row["api_access_enabled"], row["soft_suspended"]) == (
+        "active", True, False)
+    assert container.jobs.run("overdue-invoices").counts["invoices"] == 0
+    assert len(notices(container, "invoice_overdue")) == 4

@@ -9,7 +9,7 @@ from meterbill.bootstrap.jobs import schedules
 from meterbill.domain.schedule import Every
 from meterbill.entrypoints.cli.server import _start_schedule
 
-ALL = {"webhook-sweep", "notifications", "usage-sync"}
+ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices"}
 
 
 def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container) -> None:
@@ -48,3 +48,14 @@ def test_serve_runs_the_table_only_without_celery(container: Container) -> None:
     scheduler.stop()
     container.settings = container.settings.model_copy(update={"task_runner": "celery"})
     assert _start_schedule(container) is None  # beat runs it instead
+
+
+def test_the_overdue_job_runs_daily_with_a_leader_and_can_be_switched_off(
+        container: Container) -> None:
+    job = container.jobs.job("overdue-invoices")
+    assert job.leader and job.schedule == Every(86400.0, first_delay=120.0)
+    off = container.settings.model_copy(update={"overdue_check_interval_seconds": 0.0})
+    assert set(schedules(off)) == ALL - {"overdue-invoices"}
+    run = container.jobs.run("overdue-invoices")  # nothing owed: a recorded run of zeros
+    assert run.outcome == "ok" and run.counts == {
+        "invoices": 0, "tenants": 0, "stepped": 0, "unchanged": 0, "unknown": 0, "failed": 0}

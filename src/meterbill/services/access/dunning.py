@@ -105,11 +105,23 @@ class DunningService:
                    invoice: InvoiceRecord, subscription: SubscriptionRecord | None) -> str:
         # An invoice of a subscription the tenant no longer follows decides nothing.
         deciding = subscription is None or follows(tenant, subscription.id)
-        return self._settle(ctx, event, tenant, subscription, invoice if deciding else None)
+        return self._settle(ctx, Cause("webhook", event.id), tenant, subscription,
+                            invoice if deciding else None)[0]
 
     def on_subscription(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
                         record: SubscriptionRecord) -> str:
-        return self._settle(ctx, event, tenant, record, self._latest_invoice(ctx, tenant, record))
+        return self._settle(ctx, Cause("webhook", event.id), tenant, record,
+                            self._latest_invoice(ctx, tenant, record))[0]
+
+    def on_overdue_check(self, ctx: HandlerContext, tenant: Tenant, invoice: InvoiceRecord,
+                         subscription: SubscriptionRecord | None) -> tuple[str, bool]:
+        """The `overdue-invoices` job's turn on `tenant`, outside a webhook: the same decision
+        as `on_invoice` (Stripe's `invoice.overdue`), recorded with the cause `job`. Returns
+        the note and whether the tenant moved to another dunning state."""
+        deciding = subscription is None or follows(tenant, subscription.id)
+        note, change = self._settle(ctx, Cause("job"), tenant, subscription,
+                                    invoice if deciding else None)
+        return note, change.record.transition is not None
 
     def on_trial_will_end(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
                           record: SubscriptionRecord) -> str:
@@ -176,10 +188,12 @@ class DunningService:
 
     # --- the work ----------------------------------------------------------------------------
 
-    def _settle(self, ctx: HandlerContext, event: InboxEvent, tenant: Tenant,
-                subscription: SubscriptionRecord | None, invoice: InvoiceRecord | None) -> str:
+    def _settle(self, ctx: HandlerContext, why: Cause, tenant: Tenant,
+                subscription: SubscriptionRecord | None,
+                invoice: InvoiceRecord | None) -> tuple[str, AccessChange]:
         """Decide on the subscription and the deciding invoice, both as Stripe has them now:
-        every Stripe read first, then this handler's turn on the tenant, then the writes."""
+        every Stripe read first, then this handler's turn on the tenant, then the writes.
+        `why` names the caller (a webhook's event, or the job)."""
         current = dunning_state(ctx.session, tenant)
         facts = self._facts(ctx, tenant, invoice, current) if invoice is not None else None
         ctx.claim()
@@ -193,11 +207,11 @@ class DunningService:
         change = self.access.apply(
             ctx.session, tenant, self.access.facts(ctx.session, tenant,
                                                    proposed.state if proposed else None),
-            Cause("webhook", event.id, invoice, subscription,
+            Cause(why.kind, why.event_id, invoice, subscription,
                   _amount(invoice) if invoice else 0, invoice.currency if invoice else "usd"),
             proposed, current)
         notes.append(self._note(tenant, change))
-        return "; ".join(notes)
+        return "; ".join(notes), change
 
     def _latest_invoice(self, ctx: HandlerContext, tenant: Tenant,
                         record: SubscriptionRecord) -> InvoiceRecord | None:

@@ -43,7 +43,7 @@ log = logging.getLogger("meterbill.access")
 class Cause:
     """Why access is being decided, for the timeline and the notices' facts."""
 
-    kind: str  # webhook, manual (the operator's dunning trigger) or request (API, CLI)
+    kind: str  # webhook, manual (the operator's dunning trigger), request (API, CLI) or job
     event_id: str | None = None
     invoice: InvoiceRecord | None = None  # the deciding invoice, as Stripe has it now
     subscription: SubscriptionRecord | None = None
