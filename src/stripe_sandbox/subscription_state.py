@@ -269,7 +269,7 @@ def refresh_usage(sandbox: Sandbox, invoice: dict[str, Any]) -> None:
             fresh = invoicing.new_line(
                 sandbox, invoice, amount=amount,
                 description=item_description(sandbox, price, quantity),
-                period=(spec["start"], spec["end"]), quantity=quantity,
+                period=(line["period"]["start"], line["period"]["end"]), quantity=quantity,
                 pricing=line["pricing"], parent=line["parent"],
                 subscription_id=line["subscription"], currency=line["currency"])
             fresh["id"] = line["id"]
@@ -481,9 +481,12 @@ def end_subscription(sandbox: Sandbox, sub: dict[str, Any], at: int, *, reason: 
     if running and (invoice_now or (final_usage and has_metered)):
         invoice = draft_invoice(sandbox, sub, at, "subscription_cycle", (start_at, at),
                                 customer_level_items=False)
-        # Usage stamped with the very second of cancellation still belongs to this period.
-        invoicing.add_lines(invoice, cycle_lines(sandbox, sub, invoice, licensed=None,
-                                                 metered=(start_at, at + 1)))
+        # Usage stamped with the very second of cancellation still belongs to this period,
+        # but the lines' period ends when the subscription does, as Stripe shows it.
+        lines = cycle_lines(sandbox, sub, invoice, licensed=None, metered=(start_at, at + 1))
+        for line in lines:
+            line["period"]["end"] = min(line["period"]["end"], at)
+        invoicing.add_lines(invoice, lines)
         if invoice["lines"]["data"]:
             invoicing.save_new(sandbox, invoice, request)
             sub["latest_invoice"] = invoice["id"]

@@ -164,6 +164,29 @@ def test_cancel_at_period_end(client: stripe.StripeClient, sandbox, pro) -> None
     assert (final.amount_paid, final.status) == (4000, "paid")
 
 
+def test_the_final_usage_line_ends_with_the_subscription(client: stripe.StripeClient,
+                                                         pro) -> None:
+    """Usage stamped at the very second of the end is still billed, but the line's period
+    (and the invoice's) ends when the subscription ends, as on Stripe, not a second later;
+    finalizing the draft (which reads the meter again) keeps it so."""
+    clock, customer = clock_and_customer(client)
+    sub = subscribe(client, customer, pro)
+    client.v1.subscriptions.update(sub.id, params={"cancel_at_period_end": True})
+    advance(client, clock, RENEWAL - 2 * HOUR)
+    report_usage(client, customer, 100_000, timestamp=RENEWAL - 2 * HOUR)
+    advance(client, clock, RENEWAL)
+    draft = client.v1.invoices.retrieve(client.v1.subscriptions.retrieve(sub.id).latest_invoice)
+    assert (draft.status, draft.lines.data[0].period.end) == ("draft", RENEWAL)
+    report_usage(client, customer, 1_500, timestamp=RENEWAL)  # in the grace hour
+    advance(client, clock, RENEWAL + 2 * HOUR)
+    final = client.v1.invoices.retrieve(draft.id)
+    assert final.status == "paid"
+    [line] = final.lines.data
+    assert (line.period.start, line.period.end) == (START, RENEWAL)
+    assert (line.quantity, line.amount) == (101_500, 120)  # 1,500 over at 0.08
+    assert (final.period_start, final.period_end) == (START, RENEWAL)
+
+
 def test_cancel_now_with_invoice_now_and_prorate(client: stripe.StripeClient, sandbox,
                                                  pro) -> None:
     clock, customer = clock_and_customer(client)

@@ -69,6 +69,7 @@ def subscription(data: dict[str, Any]) -> SubscriptionRecord:
         default_payment_method=ref(data.get("default_payment_method")),
         metadata=dict(data.get("metadata") or {}),
         schedule_id=ref(data.get("schedule")),
+        ended_at=timestamp(data.get("ended_at")),
     )
 
 

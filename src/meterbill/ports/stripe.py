@@ -44,11 +44,12 @@ class SubscriptionRecord:
     items: tuple[SubscriptionItemRecord, ...]
     trial_end: datetime | None
     cancel_at_period_end: bool
-    canceled_at: datetime | None
+    canceled_at: datetime | None  # when the cancellation was asked for (not when it ends)
     latest_invoice: str | None
     default_payment_method: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     schedule_id: str | None = None  # the subscription schedule managing it, if any
+    ended_at: datetime | None = None  # when it ended (a period-end cancellation: that end)
 
     @property
     def current_period_start(self) -> datetime | None:

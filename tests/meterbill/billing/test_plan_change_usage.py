@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from meterbill.bootstrap import Container
@@ -16,7 +15,9 @@ from meterbill.services.usage.view import UsageViewService
 from stripe_sandbox import Sandbox
 from tests.meterbill.usage.sync_helpers import make_world
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "billing.md"
+from .doc_tables import BILLING_DOC, table_rows
+
+DOC = BILLING_DOC
 START = datetime(2026, 4, 1, tzinfo=UTC)  # a 30-day period: April 1 → May 1
 CHANGE = START + timedelta(days=15)
 RENEWAL = datetime(2026, 5, 1, tzinfo=UTC)
@@ -25,11 +26,8 @@ INVOICES = {"change": "subscription_update", "renewal": "subscription_cycle"}
 
 def documented_lines() -> dict[str, list[tuple[str, int, int]]]:
     """The worked example's table: invoice -> sorted (price, quantity, cents)."""
-    text = DOC.read_text()
-    table = text.split("<!-- worked-example:start -->")[1].split("<!-- worked-example:end -->")[0]
     lines: dict[str, list[tuple[str, int, int]]] = {}
-    for row in table.strip().splitlines()[2:]:
-        invoice, _, price, quantity, amount = (c.strip() for c in row.strip("|").split("|"))
+    for invoice, _, price, quantity, amount in table_rows("worked-example"):
         lines.setdefault(invoice.split(",")[0], []).append((price, int(quantity), int(amount)))
     return {k: sorted(v) for k, v in lines.items()}
 

@@ -189,3 +189,31 @@ def test_meter_events_per_tenant_day(container: Container, sandbox: Sandbox) -> 
     # Past days are stamped at their last whole second, inside the day.
     assert stamps == {datetime.combine((START + d * DAY).date(), datetime.max.time(),
                                        tzinfo=UTC).replace(microsecond=0) for d in (1, 2, 3)}
+
+
+def test_usage_counts_until_a_period_end_cancellation_ends_it(container: Container,
+                                                             sandbox: Sandbox) -> None:
+    """Stripe's `canceled_at` is when a cancellation at the period end was asked for; usage
+    counts until `ended_at`. A sync after the end once took `canceled_at` as the end and sent
+    the part of that day before it a second time."""
+    world = make_world(container, sandbox)
+    tenant = world.subscribe("acme", "pro")
+    sync = world.sync_service()
+    container.subscriptions.clock = world.now
+    day = START + 10 * DAY
+    world.advance(day + timedelta(hours=2))
+    container.usage_store.insert([event("acme", day, 300)])
+    container.subscriptions.cancel(tenant.subscription_id, at_period_end=True)
+    world.advance(day + timedelta(hours=5))
+    container.usage_store.insert([event("acme", day + timedelta(hours=4), 200)])
+    world.advance(day + DAY)
+    sync.sync()
+    late = spread("acme", 1_000, PERIOD_END - 3 * DAY, 2, prefix="late")
+    world.advance(PERIOD_END - DAY)
+    container.usage_store.insert(late)
+    world.advance(PERIOD_END + timedelta(hours=2))  # ended; meterbill hears of it
+    ended = [e for e in sandbox.store.all("event") if e["type"] ==
+             "customer.subscription.deleted"]
+    assert [r.outcome for r in deliver(world, sync, ended[0])] == ["handled"]
+    sync.sync(since=START.date())
+    assert world.meter_total("acme", START, PERIOD_END + DAY) == 1_500

@@ -117,6 +117,7 @@ class Subscription(Base):
     trial_end: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
     canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     latest_invoice: Mapped[str | None] = mapped_column(String(64))
     # Whether Stripe has something to charge (the subscription's or the customer's default
     # payment method); None when not known.

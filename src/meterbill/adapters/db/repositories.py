@@ -55,6 +55,7 @@ class MeteredTenant:
     period_start: datetime | None
     period_end: datetime | None
     canceled_at: datetime | None
+    ended_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,8 @@ class TenantRepository(_Repository):
         no offset scans)."""
         query = (select(Tenant.tenant_id, Tenant.stripe_customer_id, Subscription.id,
                         Subscription.status, Subscription.current_period_start,
-                        Subscription.current_period_end, Subscription.canceled_at)
+                        Subscription.current_period_end, Subscription.canceled_at,
+                        Subscription.ended_at)
                  .join(Subscription, Subscription.id == Tenant.stripe_subscription_id)
                  .where(*self._metered(statuses))
                  .order_by(Tenant.tenant_id))
@@ -184,7 +186,8 @@ class TenantRepository(_Repository):
             query = query.where(Tenant.tenant_id.in_(tenant_ids))
         if limit is not None:
             query = query.limit(limit)
-        return [MeteredTenant(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6])
+        return [MeteredTenant(row[0], str(row[1]), row[2], row[3], row[4], row[5], row[6],
+                              row[7])
                 for row in self.session.execute(query)]
 
     def metering_facts(self, tenant_ids: Sequence[str]) -> dict[str, MeteringFacts]:

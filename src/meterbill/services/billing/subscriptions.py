@@ -546,6 +546,7 @@ def apply_subscription_record(row: Subscription, tenant: Tenant, record: Subscri
     row.current_period_end = record.current_period_end
     row.cancel_at_period_end = record.cancel_at_period_end
     row.canceled_at = record.canceled_at
+    row.ended_at = record.ended_at
     row.latest_invoice = record.latest_invoice
     row.updated_at = now
     if follows(tenant, row.id):

@@ -345,8 +345,12 @@ class UsageSyncService:
         boundaries = [b for b in (target.period_start, target.period_end) if b is not None]
         boundaries += plan.extra_boundaries
         until = plan.until
-        if target.status == "canceled" and target.canceled_at is not None:
-            until = min(until, target.canceled_at) if until else target.canceled_at
+        # Usage counts until the subscription ended: `ended_at`, not `canceled_at`, which for
+        # a cancellation at the period end is when it was asked for (rows stored before
+        # `ended_at` was kept fall back to it).
+        ended = target.ended_at or target.canceled_at
+        if target.status == "canceled" and ended is not None:
+            until = min(until, ended) if until else ended
         counted: dict[date, list[UsageLedgerEntry]] = {}
         next_seq: dict[date, int] = {}
         for row in ledger:
