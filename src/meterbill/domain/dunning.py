@@ -492,15 +492,8 @@ def _parse_overdue(raw: Mapping[str, Any], taken: list[str],
         if not isinstance(entry, Mapping):
             raise ConfigurationError(f"{here} must be a table")
         _only(entry, {"days", "name", "notice", "access", "rate_limit_multiplier"}, here)
-        days = entry.get("days")
-        if not isinstance(days, int) or isinstance(days, bool) or days < 1:
-            raise ConfigurationError(f"{here}.days must be a whole number >= 1 (day 1: the due "
-                                     f"date has passed); got {days!r}")
-        name = entry.get("name")
-        if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED_STATES:
-            raise ConfigurationError(f"{here}.name must be lower-case letters, digits and _ "
-                                     f"and not one of {sorted(RESERVED_STATES)}; got {name!r}")
-        steps.append(OverdueStep(days, name, _notice(entry, None, here),
+        days = _at_least_one(entry, "days", here, "day 1: the due date has passed")
+        steps.append(OverdueStep(days, _step_name(entry, here), _notice(entry, None, here),
                                  _parse_effects(entry, here)))
     for before, after in zip(steps, steps[1:], strict=False):
         if after.days <= before.days:
@@ -519,15 +512,26 @@ def _parse_step(raw: Any, where: str) -> Step:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(f"{where} must be a table")
     _only(raw, {"failures", "name", "notice", "access", "rate_limit_multiplier"}, where)
-    failures = raw.get("failures")
-    if not isinstance(failures, int) or isinstance(failures, bool) or failures < 1:
-        raise ConfigurationError(f"{where}.failures must be a whole number >= 1 (the failed "
-                                 f"attempt from which the step applies); got {failures!r}")
+    failures = _at_least_one(raw, "failures", where,
+                             "the failed attempt from which the step applies")
+    return Step(failures, _step_name(raw, where), _notice(raw, None, where),
+                _parse_effects(raw, where))
+
+
+def _at_least_one(raw: Mapping[str, Any], key: str, where: str, meaning: str) -> int:
+    value = raw.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(f"{where}.{key} must be a whole number >= 1 ({meaning}); "
+                                 f"got {value!r}")
+    return value
+
+
+def _step_name(raw: Mapping[str, Any], where: str) -> str:
     name = raw.get("name")
     if not isinstance(name, str) or not _NAME.match(name) or name in RESERVED_STATES:
         raise ConfigurationError(f"{where}.name must be lower-case letters, digits and _ and "
                                  f"not one of {sorted(RESERVED_STATES)}; got {name!r}")
-    return Step(failures, name, _notice(raw, None, where), _parse_effects(raw, where))
+    return name
 
 
 def _parse_effects(raw: Mapping[str, Any], where: str, access_key: str = "access",
