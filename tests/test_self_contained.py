@@ -2,8 +2,8 @@
 
 Two checks: no tracked file names a path outside the repository, and a fresh `git clone` into
 `<tmp>/alone/mb` collects the whole suite and runs the sandbox's reference-data tests while an
-audit hook records every file opened under `<tmp>/alone` but outside the clone (a sibling such
-as `../shared` is exactly what a fresh clone does not have).
+audit hook records every file opened under `<tmp>/alone` but outside the clone (a sibling
+folder of the checkout is exactly what a fresh clone does not have).
 """
 
 from __future__ import annotations
