@@ -45,10 +45,19 @@ class StripeSignatureVerifier:
                                    "(set STRIPE_WEBHOOK_SECRET)")
         if not signature_header:
             raise InvalidSignature("missing Stripe-Signature header")
+        # stripe-python decodes the body itself (a UnicodeDecodeError, not its own error) and
+        # compares signatures with hmac.compare_digest (a TypeError for non-ASCII text): both
+        # are refused here first, so that only SignatureVerificationError is left to catch.
+        if not signature_header.isascii():
+            raise InvalidSignature("Stripe-Signature header is not ASCII")
+        try:
+            text = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidSignature("body is not UTF-8") from None
         reason = "signature mismatch"
         for secret in self.secrets:
             try:
-                stripe.WebhookSignature.verify_header(payload, signature_header, secret,
+                stripe.WebhookSignature.verify_header(text, signature_header, secret,
                                                       self.tolerance)
                 break
             except stripe.SignatureVerificationError as error:
@@ -56,7 +65,7 @@ class StripeSignatureVerifier:
                 reason = str(error.user_message or error)
         else:
             raise InvalidSignature(reason)
-        return parse_event(payload)
+        return parse_event(text)
 
 
 def _data(obj: Any) -> dict[str, Any]:

@@ -5,12 +5,14 @@
   `WebhookSignature`); services never import `stripe`. `InvalidSignature` is its refusal.
 - `StripeEventsPort`: the current state of the objects events talk about, re-read from Stripe so
   that an old event cannot undo a newer state; and Stripe's event list for catch-up.
-- `parse_event`: the envelope of an event body, for the verifier and for listed events alike.
+- `parse_event`: the envelope of an event body, for the verifier and for listed events alike;
+  `MalformedEvent` (an `InvalidSignature`) for a body that is not Stripe's shape.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,23 +77,95 @@ class StripeEventRecord:
     payload: str
 
 
+class MalformedEvent(InvalidSignature):
+    """A body (signed or listed) that is not a Stripe event: not JSON, or not Stripe's shape.
+    The message names the field and what is wrong with it, never its value."""
+
+
+# Stripe's limits are tighter; these keep what is stored (and logged) sane and printable.
+_EVENT_ID = re.compile(r"evt_[A-Za-z0-9_]{1,251}")  # the inbox column holds 255
+_EVENT_TYPE = re.compile(r"[a-z0-9_]+(?:\.[a-z0-9_]+)*")
+_MAX_TYPE = 128  # the inbox column
+_MAX_OBJECT_ID = 255
+_MAX_API_VERSION = 64
+# `created`: 2000-01-01 to 2100-01-01 UTC (test clocks run ahead, but not by a century).
+_MIN_CREATED, _MAX_CREATED = 946_684_800, 4_102_444_800
+
+
 def parse_event(payload: bytes | str) -> VerifiedEvent:
-    """The envelope of a Stripe event body; `InvalidSignature` if it is not one."""
-    text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
+    """The envelope of a Stripe event body; `MalformedEvent` (an `InvalidSignature`) if it is
+    not one, whatever the body: each field is checked as it is read, so no body raises anything
+    else. The payload kept is the body's text, byte for byte."""
+    if isinstance(payload, bytes | bytearray):
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedEvent("body is not UTF-8") from None
+    else:
+        text = payload
     try:
         data = json.loads(text)
-        event_id, event_type = data["id"], data["type"]
-        created = datetime.fromtimestamp(int(data["created"]), UTC)
-    except (ValueError, KeyError, TypeError) as error:
-        raise InvalidSignature(f"signed body is not a Stripe event ({type(error).__name__})") \
-            from None
-    if not isinstance(event_id, str) or not event_id.startswith("evt_"):
-        raise InvalidSignature("signed body is not a Stripe event (no evt_ id)")
-    obj = (data.get("data") or {}).get("object") or {}
-    object_id = obj.get("id") if isinstance(obj, dict) else None
-    return VerifiedEvent(id=event_id, type=str(event_type), created=created,
-                         object_id=object_id if isinstance(object_id, str) else None,
-                         payload=text)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deep
+        raise MalformedEvent(f"body is not JSON ({type(error).__name__})") from None
+    if not isinstance(data, dict):
+        raise MalformedEvent(f"body is a JSON {_kind(data)}, not an event object")
+    event_id = data.get("id")
+    if not isinstance(event_id, str) or not _EVENT_ID.fullmatch(event_id):
+        raise MalformedEvent(f"id is not an evt_ id ({_kind(event_id)})")
+    if data.get("object", "event") != "event":
+        raise MalformedEvent("object is not \"event\"")
+    event_type = data.get("type")
+    if (not isinstance(event_type, str) or len(event_type) > _MAX_TYPE
+            or not _EVENT_TYPE.fullmatch(event_type)):
+        raise MalformedEvent(f"type is not an event type ({_kind(event_type)})")
+    created = data.get("created")
+    if type(created) is not int or not _MIN_CREATED <= created < _MAX_CREATED:
+        raise MalformedEvent(f"created is not a timestamp in range ({_kind(created)})")
+    if not isinstance(data.get("livemode"), bool):
+        raise MalformedEvent(f"livemode is not a boolean ({_kind(data.get('livemode'))})")
+    api_version = data.get("api_version")
+    if api_version is not None and not _printable(api_version, _MAX_API_VERSION):
+        raise MalformedEvent(f"api_version is not a version ({_kind(api_version)})")
+    pending = data.get("pending_webhooks", 0)
+    if type(pending) is not int or pending < 0:
+        raise MalformedEvent(f"pending_webhooks is not a count ({_kind(pending)})")
+    request = data.get("request")  # an object; a request id (str) before API 2017-05-25
+    if request is not None and not isinstance(request, dict | str):
+        raise MalformedEvent(f"request is not an object ({_kind(request)})")
+    body = data.get("data")
+    if not isinstance(body, dict):
+        raise MalformedEvent(f"data is not an object ({_kind(body)})")
+    obj = body.get("object")
+    if not isinstance(obj, dict):
+        raise MalformedEvent(f"data.object is not an object ({_kind(obj)})")
+    if not isinstance(body.get("previous_attributes", {}), dict):
+        raise MalformedEvent("data.previous_attributes is not an object "
+                             f"({_kind(body.get('previous_attributes'))})")
+    object_id = obj.get("id")  # a few objects have none
+    if object_id is not None and not _printable(object_id, _MAX_OBJECT_ID):
+        raise MalformedEvent(f"data.object.id is not an id ({_kind(object_id)})")
+    return VerifiedEvent(id=event_id, type=event_type,
+                         created=datetime.fromtimestamp(created, UTC),
+                         object_id=object_id, payload=text)
+
+
+def _printable(value: object, max_length: int) -> bool:
+    """A non-empty str of printable characters (no controls, no lone surrogates)."""
+    return (isinstance(value, str) and 0 < len(value) <= max_length and value.isprintable())
+
+
+def _kind(value: object) -> str:
+    """What a value is, for a refusal's message: its JSON type and, for text, its length;
+    never the value itself (it may be anything the sender chose)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return f"string of {len(value)} characters"
+    return "array" if isinstance(value, list) else "object"
 
 
 class SignatureVerifier(Protocol):

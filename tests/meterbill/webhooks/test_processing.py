@@ -188,6 +188,7 @@ def test_trial_ending_without_a_card_records_one_reminder(
         "trial_settings": {"end_behavior": {"missing_payment_method": "cancel"}}})
     obj = stripe_client.v1.subscriptions.retrieve(subscription.id).to_dict()
     event = {"id": "evt_trial_will_end_1", "object": "event", "created": obj["created"],
+             "livemode": False,
              "type": "customer.subscription.trial_will_end", "data": {"object": obj}}
     assert deliver(hooks, [event]) == ["handled"]
     replayed = hooks.admin.replay("evt_trial_will_end_1")

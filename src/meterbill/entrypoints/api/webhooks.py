@@ -3,8 +3,11 @@
 Answers:
 - 200 `{"received": true}` once the event is committed to the inbox (a repeat: 200 as well,
   nothing changes);
-- 400 for a missing or bad signature, a stale timestamp or a body that is not an event; logged
-  with the reason and the source address, never the payload; nothing is stored;
+- 400 `invalid_signature` for a missing or bad signature, a stale timestamp, a header that is
+  not ASCII or a body that is not UTF-8; 400 `invalid_event` for a signed body that is not a
+  Stripe event (not JSON, or a field of the wrong type or out of range: `ports.webhooks.
+  parse_event`). Either is one log line with the reason and the source address, never the
+  payload and no traceback; nothing is stored;
 - 413 above the size limit; 429 above the per-address rate limit (Stripe retries both);
 - 503 when the database cannot take the event, so that Stripe delivers it again later.
 
@@ -36,7 +39,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbill.adapters.token_bucket import TokenBucket
 from meterbill.bootstrap import Container
-from meterbill.ports.webhooks import InvalidSignature
+from meterbill.ports.webhooks import InvalidSignature, MalformedEvent
 
 from .errors import error_body
 
@@ -122,6 +125,9 @@ class WebhookEndpoint:
             # Verified here; stored by the intake's writer, which commits waiting events
             # together and resolves the future only after the commit.
             receipt = await asyncio.wrap_future(components.intake.submit(body, signature))
+        except MalformedEvent as error:  # signed, but not Stripe's shape
+            log.warning("webhook from %s refused: %s", address, error)
+            return _error(400, "invalid_event", f"Webhook body is not a Stripe event: {error}")
         except InvalidSignature as error:
             log.warning("webhook from %s refused: %s", address, error)
             return _error(400, "invalid_signature", f"Webhook signature check failed: {error}")
