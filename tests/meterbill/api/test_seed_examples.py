@@ -177,10 +177,11 @@ def test_the_openapi_examples_of_the_seed_routes_work(
     assert list(customers.values()) == [SEED_CUSTOMER]
     customer = api.post("/customers", headers=auth, json=SEED_CUSTOMER).json()["customer_id"]
 
-    # Each subscription example on a tenant of its own, `cus_123` standing for its customer.
+    # Each subscription example on a tenant of its own, the placeholder standing for its
+    # customer.
     subscribed = {}
     for name, body in examples["/subscriptions"].items():
-        assert body["customer_id"] == "cus_123" and body["tenant_id"] == TENANT
+        assert body["customer_id"] == "cus_FromPostCustomers" and body["tenant_id"] == TENANT
         tenant = f"example_{name}"
         own = api.post("/customers", headers=auth, json={**SEED_CUSTOMER, "tenant_id": tenant})
         subscribed[name] = api.post("/subscriptions", headers=auth, json={
@@ -196,7 +197,7 @@ def test_the_openapi_examples_of_the_seed_routes_work(
     sub = api.post("/subscriptions", headers=auth, json=card).json()["id"]
     for path in ("/usage/report", "/dunning/process"):
         for name, body in examples[path].items():
-            if body.get("subscription_id") == "sub_123":
+            if body.get("subscription_id") == "sub_FromPostSubscriptions":
                 body = {**body, "subscription_id": sub}
             response = api.post(path, headers=auth, json=body)
             assert response.status_code == 200, (path, name, response.text)

@@ -8,9 +8,9 @@ and the sandbox.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.concurrency import run_in_threadpool
 
 from .deps import ContainerDep
@@ -24,7 +24,9 @@ def list_jobs(container: ContainerDep) -> dict[str, Any]:
 
 
 @router.post("/{name}/run", summary="Run a periodic job now")
-async def run_job(name: str, container: ContainerDep) -> dict[str, Any]:
+async def run_job(name: Annotated[str, Path(max_length=64, pattern=r"^[a-z0-9-]+$",
+                                            description="A job of GET /admin/jobs.")],
+                  container: ContainerDep) -> dict[str, Any]:
     runner = container.jobs
     runner.job(name)  # 404 before anything runs
     return (await run_in_threadpool(runner.run, name)).to_dict()

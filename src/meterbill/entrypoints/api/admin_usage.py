@@ -18,42 +18,66 @@ import datetime as dt
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
+from meterbill.domain.clock import utcnow
 from meterbill.domain.errors import InvalidInput
 
 from .deps import ContainerDep
-from .schemas import TenantId, _Body
+from .schemas import EXAMPLE_MONTH, CustomerId, TenantId, _Body
 
 router = APIRouter(prefix="/admin/usage", tags=["admin"])
 
 Tenants = list[TenantId] | None
 
+# How far back a sync may start, and how far ahead a flushed period may end: a year and a
+# day covers every billing period, and keeps one request's work bounded (a sync from year 1
+# walked 740,000 days; a date in year 9999 overflowed the day after it, a 500).
+MAX_SPAN = dt.timedelta(days=366)
+
+
+def _check_day(day: dt.date | None, field: str, today: dt.date) -> None:
+    if day is None:
+        return
+    if day > today:
+        raise InvalidInput(f"{field} {day.isoformat()} is in the future (today is "
+                           f"{today.isoformat()} UTC).", field=field)
+    if day < today - MAX_SPAN:
+        raise InvalidInput(f"{field} {day.isoformat()} is more than {MAX_SPAN.days} days ago; "
+                           "sync at most a year at a time.", field=field)
+
 
 class SyncRequest(_Body):
     # `dt.date`: a field called `date` would shadow the type in its own annotation.
-    date: dt.date | None = Field(default=None, description="Sync this UTC day only.")
+    date: dt.date | None = Field(default=None, description="Sync this UTC day only (not in "
+                                                        "the future).")
     since: dt.date | None = Field(default=None, description="Sync every day from this one to "
-                                                         "today (late events).")
+                                                         "today (late events); at most 366 "
+                                                         "days back.")
     tenants: Tenants = Field(default=None, description="Only these tenants (default: all).")
 
 
 class ReconcileRequest(_Body):
-    period: str | None = Field(default=None, max_length=16, examples=["current", "2026-05"],
+    period: str | None = Field(default=None, max_length=16, examples=["current", EXAMPLE_MONTH],
                                description="`current` (each tenant's billing period, the "
                                            "default) or a calendar month, YYYY-MM.")
     tenants: Tenants = Field(default=None, description="Only these tenants (default: all).")
 
 
 class FlushRequest(_Body):
-    customer_id: str = Field(min_length=1, max_length=255, examples=["cus_123"])
-    period_end: dt.datetime = Field(description="The end of the period whose invoice is drafted.")
+    customer_id: CustomerId
+    period_end: AwareDatetime = Field(
+        description="The end of the period whose invoice is drafted (with its UTC offset; at "
+                    f"most {MAX_SPAN.days} days ahead).")
 
 
 @router.post("/sync", summary="Report usage Stripe's meters lack (what `usage sync` does)")
 def sync_usage(body: SyncRequest, container: ContainerDep) -> dict[str, Any]:
     if body.date is not None and body.since is not None:
         raise InvalidInput("Give date or since, not both.", field="since")
+    today = utcnow().date()
+    _check_day(body.date, "date", today)
+    _check_day(body.since, "since", today)
     report = container.usage_sync.sync(days=[body.date] if body.date else None,
                                        since=body.since, tenants=body.tenants)
     return report.to_dict()
@@ -68,6 +92,10 @@ def reconcile_usage(body: ReconcileRequest, container: ContainerDep) -> dict[str
 
 @router.post("/flush", summary="Report a customer's usage up to the end of a period")
 def flush_usage(body: FlushRequest, container: ContainerDep) -> dict[str, Any]:
+    if body.period_end > utcnow() + MAX_SPAN:
+        raise InvalidInput(f"period_end {body.period_end.isoformat()} is more than "
+                           f"{MAX_SPAN.days} days ahead; no billing period ends so late.",
+                           field="period_end")
     container.usage_flush.flush(body.customer_id, body.period_end)
     return {"customer_id": body.customer_id, "period_end": body.period_end.isoformat(),
             "flushed": True}

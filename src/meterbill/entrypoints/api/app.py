@@ -7,11 +7,13 @@ build one app per container and `meterbill serve` builds exactly one.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
 
 import meterbill
 from meterbill.bootstrap import Container
+from meterbill.domain.clock import utcnow
 
 from . import (
     admin_jobs,
@@ -28,7 +30,7 @@ from . import (
 )
 from .auth import TokenFirst, announce_kept_token, require_token, resolve_api_token
 from .errors import install_error_handlers
-from .schemas import ERROR_RESPONSES
+from .schemas import ERROR_RESPONSES, dated_examples
 
 log = logging.getLogger("meterbill.api")
 
@@ -75,8 +77,26 @@ def create_app(container: Container) -> FastAPI:
                            responses=ERROR_RESPONSES)
     # The token is checked before any body is read (see auth.TokenFirst).
     app.add_middleware(TokenFirst, token=token, routes=app.router.routes[first_protected:])
+    _serve_dated_openapi(app)
     _announce(container)
     return app
+
+
+def _serve_dated_openapi(app: FastAPI) -> None:
+    """`/openapi.json` with its dated examples filled in (schemas.dated_examples), made again
+    on the first request of each UTC day so a long-running server's examples stay valid."""
+    made: dict[str, Any] = {}
+
+    def openapi() -> dict[str, Any]:
+        now = utcnow()
+        if made.get("day") != now.date():
+            app.openapi_schema = None
+            made["schema"] = dated_examples(FastAPI.openapi(app), now)
+            made["day"] = now.date()
+        app.openapi_schema = made["schema"]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _announce(container: Container) -> None:

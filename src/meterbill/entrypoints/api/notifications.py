@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from meterbill.adapters.db.notifications import STATUSES
 
 from .deps import ContainerDep
+from .schemas import RowIdPath
 
 router = APIRouter(prefix="/notifications", tags=["notifications"])
 
@@ -32,5 +33,5 @@ def list_notifications(
 
 
 @router.get("/{notification_id}", summary="One notification with its text and HTML bodies")
-def get_notification(notification_id: int, container: ContainerDep) -> dict[str, Any]:
+def get_notification(notification_id: RowIdPath, container: ContainerDep) -> dict[str, Any]:
     return container.notifications.get(notification_id).as_dict()

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from meterbill.domain.errors import MeterbillError
 
 from .deps import ContainerDep
+from .schemas import TenantIdPath
 
 log = logging.getLogger("meterbill.api")
 
@@ -53,8 +54,9 @@ def portal_return() -> HTMLResponse:
                403: {"description": "Link changed or expired"},
                404: {"description": "Unknown tenant"}},
 )
-async def open_portal(tenant_id: str, container: ContainerDep,
-                      expires: str | None = Query(None), sig: str | None = Query(None),
+async def open_portal(tenant_id: TenantIdPath, container: ContainerDep,
+                      expires: str | None = Query(None, max_length=32),
+                      sig: str | None = Query(None, max_length=128),
                       ) -> Response:
     try:
         url = await run_in_threadpool(container.portal.open, tenant_id, expires, sig)

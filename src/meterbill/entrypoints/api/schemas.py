@@ -8,7 +8,8 @@ refused so that a typo such as `plan` for `plan_type` fails loudly instead of be
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -28,14 +29,58 @@ CUSTOMER_ID_PATTERN = r"^cus_[A-Za-z0-9]+$"
 PAYMENT_METHOD_PATTERN = r"^pm_[A-Za-z0-9_]+$"
 SUBSCRIPTION_ID_PATTERN = r"^sub_[A-Za-z0-9]+$"
 
-TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, examples=["test_tenant_001"])]
-PlanType = Annotated[str, Field(min_length=1, max_length=64, examples=["pro"],
+# What the columns hold (adapters/db/models.py): Stripe ids are String(64), plan names
+# String(40), and integer ids `Integer`, which is 32-bit on PostgreSQL (64-bit on SQLite).
+STRIPE_ID_LENGTH = 64
+PLAN_LENGTH = 40
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+# Stand-ins for ids a client gets from an earlier call; they match the id patterns, and their
+# names say where the real one comes from.
+EXAMPLE_CUSTOMER_ID = "cus_FromPostCustomers"
+EXAMPLE_SUBSCRIPTION_ID = "sub_FromPostSubscriptions"
+
+TenantId = Annotated[str, Field(pattern=TENANT_ID_PATTERN, max_length=128,
+                                examples=["test_tenant_001"])]
+PlanType = Annotated[str, Field(min_length=1, max_length=PLAN_LENGTH, examples=["pro"],
                                 description="A plan of the catalog: starter, pro, enterprise.")]
+CustomerId = Annotated[str, Field(pattern=CUSTOMER_ID_PATTERN, max_length=STRIPE_ID_LENGTH,
+                                  examples=[EXAMPLE_CUSTOMER_ID],
+                                  description="The customer_id POST /customers answered.")]
+SubscriptionId = Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN,
+                                      max_length=STRIPE_ID_LENGTH,
+                                      examples=[EXAMPLE_SUBSCRIPTION_ID],
+                                      description="The id POST /subscriptions answered.")]
 
 SubscriptionIdPath = Annotated[
-    str, Path(pattern=SUBSCRIPTION_ID_PATTERN, description="Stripe subscription id (sub_...).")
+    str, Path(pattern=SUBSCRIPTION_ID_PATTERN, max_length=STRIPE_ID_LENGTH,
+              description="Stripe subscription id (sub_...).")
 ]
-TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN)]
+TenantIdPath = Annotated[str, Path(pattern=TENANT_ID_PATTERN, max_length=128)]
+# A row id of an `Integer` column: 1 up to what PostgreSQL's INTEGER holds, so no id in a
+# path reaches the database as a number it cannot bind (2**63 was a 500 on SQLite).
+RowIdPath = Annotated[int, Path(ge=1, le=INT32_MAX, description="The row's id.")]
+
+# Dated examples are written with these stand-ins and filled in when the schema is served
+# (`dated_examples`), so that an example is valid on the day it is read: usage older than 35
+# days is refused.
+EXAMPLE_NOW = "<example:now>"
+EXAMPLE_TODAY = "<example:today>"
+EXAMPLE_MONTH = "<example:this-month>"
+
+
+def dated_examples(node: Any, now: datetime) -> Any:
+    """`node` (an OpenAPI document or part of one), copied, with the dated stand-ins filled in
+    from `now` (UTC). The input is left alone: it shares the routes' example dicts."""
+    values = {EXAMPLE_NOW: now.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ"),
+              EXAMPLE_TODAY: now.date().isoformat(), EXAMPLE_MONTH: now.strftime("%Y-%m")}
+    if isinstance(node, str):
+        return values.get(node, node)
+    if isinstance(node, Mapping):
+        return {key: dated_examples(value, now) for key, value in node.items()}
+    if isinstance(node, list):
+        return [dated_examples(value, now) for value in node]
+    return node
 
 
 class _ExactJsonRequest(Request):
@@ -70,15 +115,17 @@ class CustomerCreate(_Body):
 
 
 class SubscriptionCreate(_Body):
-    customer_id: str = Field(pattern=CUSTOMER_ID_PATTERN, examples=["cus_123"])
+    customer_id: CustomerId
     plan_type: PlanType
     tenant_id: TenantId
+    # strict, like every integer of a body: `true` is not one day.
     trial_days: int | None = Field(
-        default=None, ge=0, le=MAX_TRIAL_DAYS,
+        default=None, ge=0, le=MAX_TRIAL_DAYS, strict=True,
         description="Days of free trial; omitted = DEFAULT_TRIAL_DAYS (14). 0 = no trial.",
     )
     payment_method_id: str | None = Field(
-        default=None, pattern=PAYMENT_METHOD_PATTERN, examples=["pm_card_visa"],
+        default=None, pattern=PAYMENT_METHOD_PATTERN, max_length=STRIPE_ID_LENGTH,
+        examples=["pm_card_visa"],
         description="Attached to the customer and made the subscription's default.",
     )
     collection: Literal["charge_automatically", "send_invoice"] = Field(
@@ -87,7 +134,7 @@ class SubscriptionCreate(_Body):
                     "paid on their hosted page; `charge_automatically`: the card is charged.",
     )
     days_until_due: int | None = Field(
-        default=None, ge=0, le=365,
+        default=None, ge=0, le=365, strict=True,
         description="Payment terms of emailed invoices in days; default 30 with send_invoice.",
     )
 

@@ -8,21 +8,21 @@ from fastapi import APIRouter, Body, Query
 
 from ...services.billing.subscriptions import DEFAULT_DAYS_UNTIL_DUE
 from .deps import ContainerDep
-from .schemas import PlanChange, SubscriptionCreate, SubscriptionIdPath
+from .schemas import EXAMPLE_CUSTOMER_ID, PlanChange, SubscriptionCreate, SubscriptionIdPath
 
 router = APIRouter(prefix="/subscriptions", tags=["subscriptions"])
 
-# `cus_123` stands for the customer_id POST /customers answered.
+# EXAMPLE_CUSTOMER_ID stands for the customer_id POST /customers answered.
 _EXAMPLES: dict[str, Any] = {
     "card": {"summary": "Pro with a card; a DEFAULT_TRIAL_DAYS (14) trial",
-             "value": {"customer_id": "cus_123", "plan_type": "pro",
+             "value": {"customer_id": EXAMPLE_CUSTOMER_ID, "plan_type": "pro",
                        "tenant_id": "test_tenant_001", "payment_method_id": "pm_card_visa"}},
     "seeds": {"summary": "The seeds' body: a trial without a card (422 unless "
                          "REQUIRE_PAYMENT_METHOD=false or the customer has a card)",
-              "value": {"customer_id": "cus_123", "plan_type": "pro",
+              "value": {"customer_id": EXAMPLE_CUSTOMER_ID, "plan_type": "pro",
                         "tenant_id": "test_tenant_001"}},
     "invoice": {"summary": "Invoices by email, net 30: no card needed",
-                "value": {"customer_id": "cus_123", "plan_type": "enterprise",
+                "value": {"customer_id": EXAMPLE_CUSTOMER_ID, "plan_type": "enterprise",
                           "tenant_id": "test_tenant_001", "trial_days": 0,
                           "collection": "send_invoice", "days_until_due": 30}},
 }

@@ -31,14 +31,14 @@ from meterbill.services.usage.view import UsageViewService
 
 from .deps import ContainerDep
 from .errors import error_body
-from .schemas import TenantIdPath
+from .schemas import EXAMPLE_MONTH, EXAMPLE_NOW, TenantIdPath
 
 router = APIRouter()
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 _EVENTS_EXAMPLE = {"events": [
     {"event_id": "evt_000001", "tenant_id": "test_tenant_001", "metric": "queries",
-     "quantity": 1, "timestamp": "2026-05-01T12:00:00Z"}]}
+     "quantity": 1, "timestamp": EXAMPLE_NOW}]}
 
 
 class _BadBatch(Exception):
@@ -150,7 +150,9 @@ def tenant_usage(
     container: ContainerDep,
     period: Annotated[str, Query(
         description="current (the subscription's current period) or a calendar month in "
-                    "UTC as YYYY-MM", examples=["current", "2026-05"])] = "current",
-    metric: Annotated[str, Query(description=f"One of {', '.join(METRICS)}.")] = "queries",
+                    "UTC as YYYY-MM", max_length=16,
+        examples=["current", EXAMPLE_MONTH])] = "current",
+    metric: Annotated[str, Query(description=f"One of {', '.join(METRICS)}.",
+                                 max_length=16)] = "queries",
 ) -> dict[str, Any]:
     return usage_view_service(container).view(tenant_id, period, metric).to_dict()

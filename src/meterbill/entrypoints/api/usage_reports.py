@@ -16,10 +16,11 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from meterbill.domain.usage import MAX_QUANTITY
 from meterbill.services.usage.report import ManualUsageReports
 
 from .deps import ContainerDep
-from .schemas import SUBSCRIPTION_ID_PATTERN, TenantId
+from .schemas import EXAMPLE_SUBSCRIPTION_ID, EXAMPLE_TODAY, SubscriptionId, TenantId
 
 router = APIRouter(prefix="/usage", tags=["usage"])
 
@@ -28,17 +29,19 @@ class UsageReportBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     tenant_id: TenantId
-    subscription_id: str = Field(pattern=SUBSCRIPTION_ID_PATTERN, examples=["sub_123"])
-    query_count: int = Field(ge=0, examples=[125000],
+    subscription_id: SubscriptionId
+    # strict: `true` is not one query. At most what one usage event may hold (the difference
+    # is stored as one event; 2**64 was a 500).
+    query_count: int = Field(ge=0, le=MAX_QUANTITY, strict=True, examples=[125000],
                              description="The day's total number of queries (not a delta).")
-    date: dt.date | None = Field(default=None, examples=["2026-05-01"],
+    date: dt.date | None = Field(default=None, examples=[EXAMPLE_TODAY],
                                  description="The UTC day; omitted = today.")
 
 
-# `sub_123` stands for the id POST /subscriptions answered; no date = today (UTC).
+# EXAMPLE_SUBSCRIPTION_ID stands for the id POST /subscriptions answered; no date = today.
 _EXAMPLES: dict[str, Any] = {"seeds": {
     "summary": "Today's query total (the seeds' example)",
-    "value": {"tenant_id": "test_tenant_001", "subscription_id": "sub_123",
+    "value": {"tenant_id": "test_tenant_001", "subscription_id": EXAMPLE_SUBSCRIPTION_ID,
               "query_count": 125000}}}
 
 
