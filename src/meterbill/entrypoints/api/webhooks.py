@@ -6,7 +6,8 @@ Answers:
 - 400 for a missing or bad signature, a stale timestamp or a body that is not an event; logged
   with the reason and the source address, never the payload; nothing is stored;
 - 413 above the size limit; 429 above the per-address rate limit (Stripe retries both);
-- 503 when the database cannot take the event, so that Stripe delivers it again later.
+- 503 when the database cannot take the event, or not within WEBHOOK_STORE_TIMEOUT_SECONDS
+  (a stalled database), so that Stripe delivers it again later.
 
 Authenticated by Stripe's signature, not by the API token. `install(app, container)` adds the
 endpoint and starts and stops the webhook workers with the app.
@@ -121,7 +122,13 @@ class WebhookEndpoint:
         try:
             # Verified here; stored by the intake's writer, which commits waiting events
             # together and resolves the future only after the commit.
-            receipt = await asyncio.wrap_future(components.intake.submit(body, signature))
+            # Waits at most WEBHOOK_STORE_TIMEOUT_SECONDS: a stalled database is answered 503
+            # (the timeout cancels the event's future, so the writer skips it if it has not
+            # begun it; a commit already under way may still land, and Stripe's retry is then
+            # a repeat).
+            receipt = await asyncio.wait_for(
+                asyncio.wrap_future(components.intake.submit(body, signature)),
+                options.store_timeout_seconds)
         except InvalidSignature as error:
             log.warning("webhook from %s refused: %s", address, error)
             return _error(400, "invalid_signature", f"Webhook signature check failed: {error}")
@@ -130,6 +137,11 @@ class WebhookEndpoint:
                       "retries", address, type(error).__name__)
             return _error(503, "inbox_unavailable",
                           "The event could not be stored; deliver it again later.")
+        except TimeoutError:
+            log.error("webhook from %s NOT stored within %.1f s (database stalled?); answering "
+                      "503 so Stripe retries", address, options.store_timeout_seconds)
+            return _error(503, "inbox_unavailable",
+                          "The event could not be stored in time; deliver it again later.")
         if not receipt.new:
             log.info("webhook %s (%s) repeated; already stored", receipt.event_id, receipt.type)
         return 200, _RECEIVED
