@@ -33,10 +33,27 @@ class Settings(BaseSettings):
     stripe_webhook_secret: SecretStr | None = None
     stripe_api_base: str | None = None
     stripe_max_network_retries: int = 2
+    # How long one Stripe HTTP request may take, by path (stripe-python's client timeout; each
+    # retry waits as long again): API requests and commands, webhook handlers (short: the
+    # event is retried later), the usage sync (may wait longer).
+    stripe_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    stripe_webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    stripe_usage_sync_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
     database_url: str = "sqlite:///var/meterbill.db"
     # With a Stripe key, `serve` refuses a database whose schema is behind unless this is set;
     # sandbox mode always migrates.
     auto_migrate: bool = False
+    # PostgreSQL time bounds (adapters/db/session.py: DatabaseTimeouts). Connecting; one
+    # statement (0 = none); TCP keepalives (idle, interval, probes; a connection whose sent
+    # data goes unacknowledged as long is dropped too); waiting for a pooled connection.
+    database_connect_timeout_seconds: int = Field(default=5, ge=2, le=300)
+    database_statement_timeout_seconds: float = Field(default=30.0, ge=0, le=86400)
+    database_keepalives_idle_seconds: int = Field(default=30, ge=1, le=3600)
+    database_keepalives_interval_seconds: int = Field(default=10, ge=1, le=600)
+    database_keepalives_count: int = Field(default=3, ge=1, le=30)
+    database_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    # SQLite: how long a writer waits for another's lock before "database is locked".
+    database_busy_timeout_seconds: float = Field(default=30.0, ge=0, le=600)
     meterbill_api_token: SecretStr | None = None
     environment: Literal["development", "production"] = "development"
     plans_file: Path | None = None
@@ -58,6 +75,9 @@ class Settings(BaseSettings):
     webhook_sweep_after_seconds: float = Field(default=60.0, ge=0)
     webhook_sweep_interval_seconds: float = Field(default=30.0, gt=0)
     webhook_workers: int = 4
+    # How long a delivery waits for its event to be committed to the inbox before the endpoint
+    # answers 503 (Stripe retries); well under Stripe's own delivery timeout.
+    webhook_store_timeout_seconds: float = Field(default=5.0, gt=0, le=15)
     # Usage store (see adapters/usage/__init__.py for the URL forms).
     usage_store_url: str = "duckdb:///var/usage.duckdb"
     # ClickHouse only: an existing events table to read as well (the seeds' `usage_events`).

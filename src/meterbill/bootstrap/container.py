@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, overload
 import stripe
 
 from ..adapters.db.migrate import Migrations, SchemaStatus
-from ..adapters.db.session import Database
+from ..adapters.db.session import Database, DatabaseTimeouts
 from ..adapters.stripe_gateway import StripeGateway
 from ..config import Settings
 from ..domain.dunning import DunningPolicy, load_policy
@@ -44,7 +44,7 @@ from ..services.webhooks.context import UsageFlushPort
 from . import parts
 from .jobs import schedule_table
 from .local import portal_links
-from .stripe import connect
+from .stripe import StripeConnection, connect
 from .webhooks import WebhookComponents, build_webhooks
 
 if TYPE_CHECKING:
@@ -103,6 +103,9 @@ class Container:
     remote_usage_flush: UsageFlushPort | None = field(default=None, repr=False)
     # The shipped migrations: their head is read once per container, the database's on demand.
     migrations: Migrations = field(default_factory=Migrations, repr=False)
+    # How each path's Stripe client is made (its own HTTP timeout): `webhook_stripe_client`,
+    # `usage_stripe_client`. None (a container made by hand) = they share `stripe_client`.
+    stripe_connection: StripeConnection | None = field(default=None, repr=False)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
 
     notifications: ClassVar[_Part[NotificationService]] = _Part(parts.notifications)
@@ -113,6 +116,14 @@ class Container:
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
+    # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
+    # usage sync (a longer one), and the webhook handlers' gateway on it.
+    webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(
+        lambda c: c.stripe_client_with(c.settings.stripe_webhook_timeout_seconds))
+    usage_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(
+        lambda c: c.stripe_client_with(c.settings.stripe_usage_sync_timeout_seconds))
+    webhook_gateway: ClassVar[_Part[StripeGateway]] = _Part(
+        lambda c: StripeGateway(c.webhook_stripe_client))
 
     @property
     def notifier(self) -> Notifier:
@@ -145,6 +156,12 @@ class Container:
         if self.remote_usage_flush is not None:
             return self.remote_usage_flush
         return DeferredFlush(lambda: self.usage_sync)
+
+    def stripe_client_with(self, timeout: float) -> stripe.StripeClient:
+        """A Stripe client like the container's whose requests time out after `timeout` s."""
+        if self.stripe_connection is None:
+            return self.stripe_client
+        return self.stripe_connection.client(timeout)
 
     @property
     def mode(self) -> str:
@@ -205,10 +222,18 @@ class _UsageFlushOnUse:
 def build(settings: Settings | None = None, *,
           stripe_http_client: stripe.HTTPClient | None = None) -> Container:
     settings = settings or Settings()
-    client, sandbox = connect(settings, stripe_http_client)
+    connection = connect(settings, stripe_http_client)
+    client, sandbox = connection.client(settings.stripe_timeout_seconds), connection.sandbox
     catalog = load_catalog(settings.plans_file)
     dunning_policy = load_policy(settings.dunning_policy_file)
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, timeouts=DatabaseTimeouts(
+        connect_seconds=settings.database_connect_timeout_seconds,
+        statement_seconds=settings.database_statement_timeout_seconds,
+        keepalives_idle_seconds=settings.database_keepalives_idle_seconds,
+        keepalives_interval_seconds=settings.database_keepalives_interval_seconds,
+        keepalives_count=settings.database_keepalives_count,
+        pool_seconds=settings.database_pool_timeout_seconds,
+        sqlite_busy_seconds=settings.database_busy_timeout_seconds))
     gateway = StripeGateway(client)
     policy = SubscriptionPolicy(
         require_payment_method=settings.require_payment_method,
@@ -236,5 +261,6 @@ def build(settings: Settings | None = None, *,
         catalog_sync=CatalogSyncService(gateway, catalog),
         tenants=TenantService(db, gateway, access),
         sandbox=sandbox,
+        stripe_connection=connection,
     )
     return container

@@ -102,7 +102,7 @@ def usage_sync(container: Container) -> UsageSyncService:
     settings = container.settings
     rate = settings.usage_sync_requests_per_second
     meters = StripeMeters(
-        container.stripe_client,
+        container.usage_stripe_client,  # STRIPE_USAGE_SYNC_TIMEOUT_SECONDS
         RetryPolicy(max_attempts=settings.usage_sync_max_attempts,
                     base_seconds=settings.usage_sync_backoff_seconds,
                     max_seconds=settings.usage_sync_backoff_max_seconds),

@@ -1,9 +1,15 @@
 """Which Stripe meterbill talks to: Stripe itself with a key, else the local sandbox (in this
-process, or on a port named by STRIPE_API_BASE). One `StripeClient` per container."""
+process, or on a port named by STRIPE_API_BASE).
+
+One `StripeClient` per path, each with its own HTTP timeout: the container's (API requests and
+commands, STRIPE_TIMEOUT_SECONDS), the webhook handlers' (STRIPE_WEBHOOK_TIMEOUT_SECONDS) and
+the usage sync's (STRIPE_USAGE_SYNC_TIMEOUT_SECONDS). A caller's own HTTP client (tests, the
+in-process sandbox) is shared by all three and keeps its own timeouts."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -19,9 +25,32 @@ log = logging.getLogger("meterbill")
 SANDBOX_KEY = "sk_test_sandbox"
 
 
-def connect(settings: Settings,
-            http_client: stripe.HTTPClient | None) -> tuple[stripe.StripeClient, Sandbox | None]:
-    """The client, and the in-process sandbox behind it when there is one."""
+@dataclass(frozen=True)
+class StripeConnection:
+    """Where and how to reach Stripe; `client(timeout)` makes one path's client."""
+
+    settings: Settings
+    api_key: str
+    # The caller's or the in-process sandbox's client, shared by every path; None = a default
+    # (requests) client per path with that path's timeout.
+    http_client: stripe.HTTPClient | None
+    sandbox: Sandbox | None
+
+    def client(self, timeout: float) -> stripe.StripeClient:
+        kwargs: dict[str, Any] = {
+            "stripe_version": API_VERSION,
+            "max_network_retries": self.settings.stripe_max_network_retries,
+            "http_client": self.http_client or stripe.new_default_http_client(timeout=timeout),
+        }
+        if self.settings.stripe_api_base:
+            base = self.settings.stripe_api_base.rstrip("/")
+            kwargs["base_addresses"] = {"api": base, "meter_events": base}
+        return stripe.StripeClient(self.api_key, **kwargs)
+
+
+def connect(settings: Settings, http_client: stripe.HTTPClient | None) -> StripeConnection:
+    """Stripe itself with a key, else the sandbox: `http_client`'s (tests), the one on
+    STRIPE_API_BASE, or a new in-process one."""
     sandbox: Sandbox | None = None
     if settings.stripe_secret_key is not None:
         api_key = settings.stripe_secret_key.get_secret_value()
@@ -37,16 +66,7 @@ def connect(settings: Settings,
 
             if isinstance(http_client, SandboxHTTPClient):
                 sandbox = http_client.sandbox
-    kwargs: dict[str, Any] = {
-        "stripe_version": API_VERSION,
-        "max_network_retries": settings.stripe_max_network_retries,
-    }
-    if settings.stripe_api_base:
-        base = settings.stripe_api_base.rstrip("/")
-        kwargs["base_addresses"] = {"api": base, "meter_events": base}
-    if http_client is not None:
-        kwargs["http_client"] = http_client
-    return stripe.StripeClient(api_key, **kwargs), sandbox
+    return StripeConnection(settings, api_key, http_client, sandbox)
 
 
 def _in_process_sandbox() -> tuple[Sandbox, stripe.HTTPClient]:

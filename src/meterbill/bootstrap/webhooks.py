@@ -63,6 +63,7 @@ def webhook_options(settings: Settings, **overrides: Any) -> WebhookOptions:
         "lease_seconds": settings.webhook_lease_seconds,
         "sweep_after_seconds": settings.webhook_sweep_after_seconds,
         "workers": settings.webhook_workers,
+        "store_timeout_seconds": settings.webhook_store_timeout_seconds,
         "task_runner": settings.task_runner,
         "celery_broker_url": settings.celery_broker_url,
     }
@@ -79,7 +80,9 @@ def build_webhooks(container: Container, *, options: WebhookOptions | None = Non
 
     Every keyword replaces one part (tests, the CLI's replay)."""
     options = options or webhook_options(container.settings)
-    stripe = stripe or StripeEvents(container.gateway, live=container.settings.mode == "live")
+    # The handlers' Stripe reads time out after STRIPE_WEBHOOK_TIMEOUT_SECONDS.
+    stripe = stripe or StripeEvents(container.webhook_gateway,
+                                    live=container.settings.mode == "live")
     verifier = verifier or StripeSignatureVerifier(options.signing_secrets,
                                                    options.tolerance_seconds)
     # Notices are recorded in the handler's transaction and sent right after its commit.
@@ -96,6 +99,7 @@ def build_webhooks(container: Container, *, options: WebhookOptions | None = Non
         else:
             runner = InlineTaskRunner(processor.process, options.workers)
     intake = WebhookIntake(container.db, verifier, runner,
-                           is_handled=lambda event_type: event_type in processor.handlers)
+                           is_handled=lambda event_type: event_type in processor.handlers,
+                           store_timeout=options.store_timeout_seconds)
     admin = WebhookAdmin(container.db, runner, intake, stripe)
     return WebhookComponents(options, container.db, processor, runner, intake, admin, stripe)

@@ -9,7 +9,8 @@ Answers:
   parse_event`). Either is one log line with the reason and the source address, never the
   payload and no traceback; nothing is stored;
 - 413 above the size limit; 429 above the per-address rate limit (Stripe retries both);
-- 503 when the database cannot take the event, so that Stripe delivers it again later.
+- 503 when the database cannot take the event, or not within WEBHOOK_STORE_TIMEOUT_SECONDS
+  (a stalled database), so that Stripe delivers it again later.
 
 Authenticated by Stripe's signature, not by the API token. `install(app, container)` adds the
 endpoint and starts and stops the webhook workers with the app.
@@ -124,7 +125,13 @@ class WebhookEndpoint:
         try:
             # Verified here; stored by the intake's writer, which commits waiting events
             # together and resolves the future only after the commit.
-            receipt = await asyncio.wrap_future(components.intake.submit(body, signature))
+            # Waits at most WEBHOOK_STORE_TIMEOUT_SECONDS: a stalled database is answered 503
+            # (the timeout cancels the event's future, so the writer skips it if it has not
+            # begun it; a commit already under way may still land, and Stripe's retry is then
+            # a repeat).
+            receipt = await asyncio.wait_for(
+                asyncio.wrap_future(components.intake.submit(body, signature)),
+                options.store_timeout_seconds)
         except MalformedEvent as error:  # signed, but not Stripe's shape
             log.warning("webhook from %s refused: %s", address, error)
             return _error(400, "invalid_event", f"Webhook body is not a Stripe event: {error}")
@@ -136,6 +143,11 @@ class WebhookEndpoint:
                       "retries", address, type(error).__name__)
             return _error(503, "inbox_unavailable",
                           "The event could not be stored; deliver it again later.")
+        except TimeoutError:
+            log.error("webhook from %s NOT stored within %.1f s (database stalled?); answering "
+                      "503 so Stripe retries", address, options.store_timeout_seconds)
+            return _error(503, "inbox_unavailable",
+                          "The event could not be stored in time; deliver it again later.")
         if not receipt.new:
             log.info("webhook %s (%s) repeated; already stored", receipt.event_id, receipt.type)
         return 200, _RECEIVED

@@ -11,6 +11,15 @@ fails, its events are retried one by one, so one bad row cannot fail the others.
 
 The INSERT is one statement per database, compiled once (`adapters.db.inbox.InboxWriter`).
 
+Time bound: a delivery waits at most `store_timeout` seconds for its commit (the endpoint
+answers 503 after that, and Stripe delivers it again). A waiter that gave up cancels its
+future, and the writer skips an event whose future is cancelled; one already in a batch may
+still be committed (whole, in the batch's one transaction), and Stripe's retry is then a
+repeat. A writer stuck on a batch longer than the bound (a connection that went silent) is
+left to finish on its own, and a new writer takes the queue, on a connection of its own; at
+most `MAX_STUCK_WRITERS` are left so at a time, so a database that stalls every connection
+costs a bounded number of threads and connections (the pool's timeout answers the rest).
+
 Committed rows go to the task runner from a second thread, the dispatcher, so that broker
 round trips (Celery) never hold up the next commit; rows committed meanwhile go over together.
 HTTP deliveries are answered at the commit; `store` (catch-up, replays, tests) returns once
@@ -22,6 +31,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
@@ -35,6 +45,7 @@ from ...ports.webhooks import SignatureVerifier, StripeEventRecord, VerifiedEven
 log = logging.getLogger("meterbill.webhooks")
 
 MAX_BATCH = 256
+MAX_STUCK_WRITERS = 4
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ _Handoff = tuple[list[tuple[VerifiedEvent, int]], list[tuple["Future[Receipt]", 
 class WebhookIntake:
     def __init__(self, db: Database, verifier: SignatureVerifier, runner: TaskRunner,
                  is_handled: Callable[[str], bool] | None = None, *,
-                 clock: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, store_timeout: float = 5.0) -> None:
         self.db = db
         self.verifier = verifier
         self.runner = runner
@@ -65,6 +76,10 @@ class WebhookIntake:
         self._writer: threading.Thread | None = None
         self._dispatcher: threading.Thread | None = None
         self._lock = threading.Lock()
+        self.store_timeout = store_timeout
+        self._busy_since: float | None = None  # when the current writer began its batch
+        # Writers left to finish a batch that outlasted the bound; they stop after it.
+        self._stuck: set[threading.Thread] = set()
         self.clock = clock
         self._inbox = InboxWriter()
 
@@ -92,15 +107,30 @@ class WebhookIntake:
         future: Future[Receipt] = Future()
         with self._lock:
             if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(target=self._write_loop, daemon=True,
-                                                name="meterbill-webhook-intake")
-                self._writer.start()
+                self._start_writer()
+            elif self._is_stuck():
+                log.error("webhook intake: the writer has been on one batch for over %.1f s "
+                          "(a stalled database connection?); a new writer takes the queue",
+                          self.store_timeout)
+                self._stuck.add(self._writer)
+                self._start_writer()
             if self._dispatcher is None or not self._dispatcher.is_alive():
                 self._dispatcher = threading.Thread(target=self._dispatch_loop, daemon=True,
                                                     name="meterbill-webhook-dispatch")
                 self._dispatcher.start()
         self._queue.put((event, future, answer_first))
         return future
+
+    def _start_writer(self) -> None:
+        self._busy_since = None
+        self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                        name="meterbill-webhook-intake")
+        self._writer.start()
+
+    def _is_stuck(self) -> bool:
+        since = self._busy_since
+        return (since is not None and len(self._stuck) < MAX_STUCK_WRITERS
+                and time.monotonic() - since > self.store_timeout)
 
     def close(self) -> None:
         """Store what is queued, hand it over, and stop both threads."""
@@ -117,6 +147,7 @@ class WebhookIntake:
     # --- the writer thread ---------------------------------------------------------------------
 
     def _write_loop(self) -> None:
+        me = threading.current_thread()
         while True:
             first = self._queue.get()
             if first is None:
@@ -132,7 +163,21 @@ class WebhookIntake:
                     stop = True
                     break
                 batch.append(job)
-            self._write(batch)
+            # A delivery whose waiter gave up (answered 503) is not stored: Stripe retries it.
+            batch = [job for job in batch if not job[1].cancelled()]
+            if batch:
+                with self._lock:
+                    if self._writer is me:
+                        self._busy_since = time.monotonic()
+                self._write(batch)
+                with self._lock:
+                    if me in self._stuck:  # replaced while stuck: the new writer goes on
+                        self._stuck.discard(me)
+                        if stop:  # the stop was meant for the writer now in charge
+                            self._queue.put(None)
+                        return
+                    if self._writer is me:
+                        self._busy_since = None
             if stop:
                 return
 

@@ -24,6 +24,7 @@ class WebhookOptions:
     workers: int  # inline runner threads
     task_runner: str  # inline | celery
     celery_broker_url: str | None
+    store_timeout_seconds: float = 5.0  # a delivery not committed by then is answered 503
     celery_queue: str = "meterbill-webhooks"  # `meterbill worker --queue`
     retry_max_seconds: float = 6 * 3600.0
 
