@@ -412,6 +412,23 @@ class PeriodChoice:
         return "current" if self.month is None else f"{self.month:%Y-%m}"
 
 
+# How far back a sync may start: a year and a day covers every billing period and keeps one
+# run's work bounded (a sync from year 1 walked 740,000 days; year 9999 overflowed).
+MAX_SYNC_SPAN = timedelta(days=366)
+
+
+def check_sync_day(day: date | None, field: str, today: date) -> None:
+    """A day a usage sync may start from or cover: not in the future, at most a year back."""
+    if day is None:
+        return
+    if day > today:
+        raise InvalidInput(f"{field} {day.isoformat()} is in the future (today is "
+                           f"{today.isoformat()} UTC).", field=field)
+    if day < today - MAX_SYNC_SPAN:
+        raise InvalidInput(f"{field} {day.isoformat()} is more than {MAX_SYNC_SPAN.days} days "
+                           "ago; sync at most a year at a time.", field=field)
+
+
 def parse_period(text: str | None, now: datetime) -> PeriodChoice:
     """`current` (also blank) or `YYYY-MM`; a month that has not begun is refused."""
     value = (text or "current").strip().lower()

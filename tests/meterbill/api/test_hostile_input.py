@@ -112,6 +112,17 @@ def test_strings_longer_than_their_columns_are_422(
     assert error_of(response)["field"] == field
 
 
+@pytest.mark.parametrize("field", ["email", "name"])
+def test_a_nul_character_is_422_naming_the_field(api: TestClient, auth: dict[str, str],
+                                                 field: str) -> None:
+    # PostgreSQL text cannot hold U+0000: without the check this was a 500 there.
+    body = {"tenant_id": "t_nul", "email": "billing@acme.test", "name": "Acme"}
+    body[field] = "a\x00b@acme.test" if field == "email" else "Ac\x00me"
+    response = api.post("/customers", headers=auth, json=body)
+    assert response.status_code == 422
+    assert error_of(response)["field"] == field and "NUL" in error_of(response)["message"]
+
+
 def test_the_schema_states_the_bounds(api: TestClient) -> None:
     openapi = api.get("/openapi.json").json()
     [notification_id] = openapi["paths"]["/notifications/{notification_id}"]["get"][

@@ -23,6 +23,7 @@ import uvicorn
 import meterbill
 from meterbill.bootstrap import Container, build
 from meterbill.config import Settings
+from meterbill.domain.clock import utcnow
 from meterbill.entrypoints.api import create_app
 from meterbill.entrypoints.cli import CliContext
 from meterbill.entrypoints.cli.remote import ServerClient
@@ -186,7 +187,8 @@ def _outputs(settings: Settings, sandbox: Sandbox, *, remote: bool) -> list[str]
         container_factory=lambda s: build(s, stripe_http_client=SandboxHTTPClient(sandbox)))
     outputs = []
     for args in (("tenants", "entitlement", "t1"), ("usage", "reconcile"),
-                 ("usage", "reconcile", "--json"), ("usage", "sync", "--date", "2020-01-01")):
+                 ("usage", "reconcile", "--json"),
+                 ("usage", "sync", "--date", (utcnow() - timedelta(days=2)).date().isoformat())):
         result = run_cli(context(), *args)
         assert result.exit_code == 0, (args, result.stdout, result.stderr)
         assert ("holds the usage store" in result.stderr) is remote, result.stderr

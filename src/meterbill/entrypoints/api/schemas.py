@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from meterbill.services.billing.customers import TENANT_ID
 from meterbill.services.billing.subscriptions import MAX_TRIAL_DAYS
@@ -106,6 +106,14 @@ class ExactJsonRoute(APIRoute):
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object, info: ValidationInfo) -> object:
+        # PostgreSQL text cannot hold U+0000: refused here, named, rather than a 500 there.
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError(f"{info.field_name} must not contain the NUL character (U+0000)")
+        return value
 
 
 class CustomerCreate(_Body):

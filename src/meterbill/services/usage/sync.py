@@ -42,7 +42,7 @@ from ...domain import usage_slots as slots
 from ...domain.clock import Clock, utcnow
 from ...domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavailable
 from ...domain.plans import Catalog
-from ...domain.usage import PAST_WINDOW, Metric, day_bounds
+from ...domain.usage import PAST_WINDOW, Metric, check_sync_day, day_bounds
 from ...ports.meters import MeterEventsPort
 from ...ports.usage_store import UsageStore
 from ..billing.tenants import unknown_tenant
@@ -190,7 +190,10 @@ class UsageSyncService:
 
         `until` leaves out usage at or after that moment (the period-end flush)."""
         now = self.clock()
-        today = now.date()
+        today = now.date()  # Stripe's: a test clock's in tests
+        for day in days or ():
+            check_sync_day(day, "date", today)
+        check_sync_day(since, "since", today)
         if days:
             first, last, only = min(days), max(days), set(days)
         else:
