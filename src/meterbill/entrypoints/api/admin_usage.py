@@ -31,10 +31,6 @@ router = APIRouter(prefix="/admin/usage", tags=["admin"])
 
 Tenants = list[TenantId] | None
 
-# How far ahead a flushed period may end: the span a sync may cover.
-MAX_SPAN = MAX_SYNC_SPAN
-
-
 class SyncRequest(_Body):
     # `dt.date`: a field called `date` would shadow the type in its own annotation.
     date: dt.date | None = Field(default=None, description="Sync this UTC day only (not in "
@@ -56,7 +52,7 @@ class FlushRequest(_Body):
     customer_id: CustomerId
     period_end: AwareDatetime = Field(
         description="The end of the period whose invoice is drafted (with its UTC offset; at "
-                    f"most {MAX_SPAN.days} days ahead).")
+                    f"most {MAX_SYNC_SPAN.days} days ahead: the span a sync may cover).")
 
 
 @router.post("/sync", summary="Report usage Stripe's meters lack (what `usage sync` does)")
@@ -78,9 +74,9 @@ def reconcile_usage(body: ReconcileRequest, container: ContainerDep) -> dict[str
 
 @router.post("/flush", summary="Report a customer's usage up to the end of a period")
 def flush_usage(body: FlushRequest, container: ContainerDep) -> dict[str, Any]:
-    if body.period_end > utcnow() + MAX_SPAN:
+    if body.period_end > utcnow() + MAX_SYNC_SPAN:
         raise InvalidInput(f"period_end {body.period_end.isoformat()} is more than "
-                           f"{MAX_SPAN.days} days ahead; no billing period ends so late.",
+                           f"{MAX_SYNC_SPAN.days} days ahead; no billing period ends so late.",
                            field="period_end")
     container.usage_flush.flush(body.customer_id, body.period_end)
     return {"customer_id": body.customer_id, "period_end": body.period_end.isoformat(),
