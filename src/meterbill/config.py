@@ -97,6 +97,13 @@ class Settings(BaseSettings):
     # The `overdue-invoices` job: later overdue steps of emailed invoices (0 = no schedule).
     overdue_check_interval_seconds: float = Field(default=86400.0, ge=0)
     overdue_check_first_run_seconds: float = Field(default=120.0, ge=0)  # after `serve` starts
+    # Operations (docs/operations.md): subscription reconciliation daily at this UTC time
+    # ("" = no schedule), and the webhook catch-up from Stripe's event list (0 = no schedule):
+    # each run looks back `webhook_catch_up_hours`, the daily one `..._daily_days`.
+    reconcile_daily_at: str = "02:00"
+    webhook_catch_up_interval_seconds: float = Field(default=3600.0, ge=0)
+    webhook_catch_up_hours: float = Field(default=3.0, gt=0, le=720)
+    webhook_catch_up_daily_days: float = Field(default=3.0, gt=0, le=30)
     # Notifications (docs/notifications.md). Without SMTP_URL emails stay `held` in the outbox.
     smtp_url: str | None = None  # smtp://user:pass@host:587?starttls=true, smtps://host:465
     email_from: str = "meterbill <billing@localhost>"

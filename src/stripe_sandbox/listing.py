@@ -217,7 +217,11 @@ def _expand_path(node: Any, parts: list[str], store: Store) -> None:
     value = node.get(head)
     if isinstance(value, str):
         target = store.get_any(value)
-        if target is not None:
+        if target is not None and target.get("deleted"):
+            # Stripe expands a deleted object to its stub: id, object, deleted.
+            node[head] = value = {"id": target["id"], "object": target.get("object"),
+                                  "deleted": True}
+        elif target is not None:
             node[head] = value = copy.deepcopy(target)
     if rest:
         _expand_path(value, rest, store)

@@ -40,6 +40,7 @@ from ..domain.money import decimal_str
 from ..domain.plans import MeterDefinition, PriceDefinition
 from ..ports.stripe import (
     CustomerRecord,
+    ListedSubscription,
     MeterRecord,
     PaymentRecord,
     PriceRecord,
@@ -138,6 +139,23 @@ class StripeGateway:
     def ping(self) -> None:
         with stripe_errors("check the Stripe connection"):
             self.client.v1.customers.list(params={"limit": 1})
+
+    def subscription_pages(self, page_size: int = 100) -> Iterator[list[ListedSubscription]]:
+        """Stripe's subscriptions of every status, a page a call, customers expanded: a
+        reconciliation reads N subscriptions in ceil(N/100) calls."""
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"status": "all", "limit": page_size,
+                                      "expand": ["data.customer"]}
+            if after is not None:
+                params["starting_after"] = after
+            with stripe_errors("list subscriptions"):
+                data = self.client.raw_request("get", "/v1/subscriptions", **params).data
+            page = [records.listed_subscription(item) for item in data.get("data") or []]
+            yield page
+            if not data.get("has_more") or not page:
+                return
+            after = page[-1].record.id
 
     # --- customers and payment methods -------------------------------------------------------
 

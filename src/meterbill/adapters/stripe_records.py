@@ -8,6 +8,7 @@ from typing import Any
 
 from ..ports.stripe import (
     CustomerRecord,
+    ListedSubscription,
     MeterRecord,
     PriceRecord,
     ProductRecord,
@@ -44,6 +45,15 @@ def customer(data: dict[str, Any]) -> CustomerRecord:
         metadata=dict(data.get("metadata") or {}),
         default_payment_method=ref(settings.get("default_payment_method")),
     )
+
+
+def listed_subscription(data: dict[str, Any]) -> ListedSubscription:
+    customer = data.get("customer")
+    expanded = customer if isinstance(customer, dict) else {}
+    settings = expanded.get("invoice_settings") or {}
+    return ListedSubscription(
+        record=subscription(data), customer_deleted=bool(expanded.get("deleted")),
+        customer_default_payment_method=ref(settings.get("default_payment_method")))
 
 
 def subscription(data: dict[str, Any]) -> SubscriptionRecord:

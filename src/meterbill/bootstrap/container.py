@@ -36,6 +36,7 @@ from ..services.billing.tenants import TenantService
 from ..services.jobs import JobRunner
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalLinks, PortalService
+from ..services.reconcile.subscriptions import SubscriptionReconciler
 from ..services.usage.ingest import UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.sync import DeferredFlush, UsageSyncService
@@ -143,6 +144,11 @@ class Container:
         sync = self.usage_sync
         return UsageReconciler(self.db, sync.store, sync.meters, self.catalog,
                                sync.options, clock=sync.clock)
+
+    @property
+    def subscription_reconcile(self) -> SubscriptionReconciler:
+        """Daily proof that our subscriptions and Stripe's agree (`meterbill reconcile`)."""
+        return parts.subscription_reconcile(self)
 
     @property
     def overdue_invoices(self) -> OverdueInvoices:

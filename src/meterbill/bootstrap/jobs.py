@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..config import Settings
-from ..domain.schedule import Every, Schedule
+from ..domain.clock import utcnow
+from ..domain.schedule import DailyAt, Every, Schedule
 from ..services.jobs import Job
 from ..services.usage.reconcile import daily_job
 
@@ -32,6 +34,18 @@ def _every(seconds: float, first_delay: float) -> Schedule | None:
     return Every(seconds, first_delay=first_delay) if seconds > 0 else None
 
 
+def _daily(at: str) -> Schedule | None:
+    return DailyAt.parse(at) if at.strip() else None
+
+
+def _catch_up(container: Container, hours: float) -> dict[str, int]:
+    """Store (and process) the events of the last `hours` that Stripe has and the inbox
+    lacks: a lost delivery is handled within the hour without anyone asking."""
+    since = utcnow() - timedelta(hours=hours)
+    found = container.webhook_components().admin.catch_up(since)
+    return {"listed": found.listed, "inserted": len(found.inserted)}
+
+
 TABLE = (
     _Entry("webhook-sweep",
            lambda s: _every(s.webhook_sweep_interval_seconds, s.webhook_sweep_interval_seconds),
@@ -47,6 +61,20 @@ TABLE = (
            lambda c: _counts(daily_job(c.usage_sync, c.usage_reconcile)), leader=True,
            lease_seconds=6 * 3600.0,
            description="report usage to Stripe's meters, then reconcile with them"),
+    _Entry("subscription-reconcile", lambda s: _daily(s.reconcile_daily_at),
+           lambda c: c.subscription_reconcile.run().as_counts(), leader=True,
+           description="compare every subscription with Stripe's, correct ours, record and "
+                       "alert each drift"),
+    _Entry("webhook-catch-up",
+           lambda s: _every(s.webhook_catch_up_interval_seconds,
+                            s.webhook_catch_up_interval_seconds),
+           lambda c: _catch_up(c, c.settings.webhook_catch_up_hours), leader=True,
+           description="store the events of the last hours that Stripe lists and the inbox "
+                       "lacks"),
+    _Entry("webhook-catch-up-daily",
+           lambda s: _daily("03:00") if s.webhook_catch_up_interval_seconds > 0 else None,
+           lambda c: _catch_up(c, 24 * c.settings.webhook_catch_up_daily_days), leader=True,
+           description="the same over the last days"),
     _Entry("overdue-invoices",
            lambda s: _every(s.overdue_check_interval_seconds, s.overdue_check_first_run_seconds),
            lambda c: c.overdue_invoices.run().as_dict(), leader=True,

@@ -18,6 +18,7 @@ from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
+from ..services.reconcile.subscriptions import SubscriptionReconciler
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
@@ -118,3 +119,10 @@ def portal(container: Container) -> PortalService:
     return_url = settings.portal_return_url or (settings.public_url + "/billing/portal/return")
     return PortalService(container.db, container.portal_links,
                          StripePortal(container.stripe_client), return_url=return_url)
+
+
+def subscription_reconcile(container: Container) -> SubscriptionReconciler:
+    """Subscription reconciliation on the container's gateway, writer of access and outbox."""
+    return SubscriptionReconciler(container.db, container.gateway, container.catalog,
+                                  container.access, container.notifier,
+                                  on_notices=container.notifications.after_commit)

@@ -9,7 +9,7 @@ Errors come out as `meterbill.domain.errors` types (StripeUnavailable, StripeCar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -67,6 +67,15 @@ class SubscriptionRecord:
 
     def item_for_price(self, price_id: str) -> SubscriptionItemRecord | None:
         return next((i for i in self.items if i.price_id == price_id), None)
+
+
+@dataclass(frozen=True)
+class ListedSubscription:
+    """A subscription from Stripe's list with what its expanded customer says."""
+
+    record: SubscriptionRecord
+    customer_deleted: bool
+    customer_default_payment_method: str | None
 
 
 @dataclass(frozen=True)
@@ -178,6 +187,13 @@ class StripePort(Protocol):
     def create_price(self, definition: PriceDefinition, *, product_id: str,
                      meter_id: str | None, transfer_lookup_key: bool,
                      idempotency_key: str) -> PriceRecord: ...
+
+
+class SubscriptionListPort(Protocol):
+    def subscription_pages(self, page_size: int = 100) -> Iterator[list[ListedSubscription]]:
+        """Every subscription in Stripe (every status), one list call per page, newest first,
+        each with its customer expanded."""
+        ...
 
 
 class PortalPort(Protocol):

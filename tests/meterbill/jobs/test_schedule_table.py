@@ -9,7 +9,8 @@ from meterbill.bootstrap.jobs import schedules
 from meterbill.domain.schedule import Every
 from meterbill.entrypoints.cli.server import _start_schedule
 
-ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices"}
+ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices",
+       "subscription-reconcile", "webhook-catch-up", "webhook-catch-up-daily"}
 
 
 def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container) -> None:
@@ -23,7 +24,11 @@ def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container)
         name = entry["args"][0]
         assert entry["task"] == celery_app.RUN_JOB_TASK
         schedule = table[name]
-        assert isinstance(schedule, Every) and entry["schedule"] == schedule.seconds
+        if isinstance(schedule, Every):
+            assert entry["schedule"] == schedule.seconds
+        else:  # a daily job: beat's crontab at the same hour and minute
+            assert (entry["schedule"].hour, entry["schedule"].minute) == (
+                {schedule.at.hour}, {schedule.at.minute})
 
 
 def test_beats_task_runs_the_job_through_the_runner(container: Container) -> None:

@@ -9,7 +9,18 @@ import typer
 
 from meterbill.entrypoints import worker
 
-from . import admin, billing, dunning, jobs, notifications, server, usage, usage_sync, webhooks
+from . import (
+    admin,
+    billing,
+    dunning,
+    jobs,
+    notifications,
+    reconcile,
+    server,
+    usage,
+    usage_sync,
+    webhooks,
+)
 from .context import CliContext
 
 app = typer.Typer(
@@ -22,6 +33,7 @@ app = typer.Typer(
 app.command("serve")(server.serve)
 app.command("sandbox")(server.sandbox)
 app.command("check-config")(admin.check_config)
+app.command("reconcile")(reconcile.reconcile)
 app.command("api-token")(admin.api_token)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.catalog_app, name="catalog")

@@ -1,0 +1,1 @@
+"""Proof that meterbill and Stripe agree: subscription reconciliation."""
