@@ -11,7 +11,9 @@ A non-2xx answer (redirects included) or no answer within `timeout_seconds` is r
 retries test-mode events three times over a few hours (live mode: for up to three days); tests
 set a tiny base. Test knobs: `duplicate` (each event delivered twice, as Stripe sometimes does),
 `shuffle_seconds` (each delivery held back a random time up to that, so events arrive out of
-order), `delay_seconds` (every first attempt held back that long).
+order), `delay_seconds` (every first attempt held back that long), `drop_next` (the next that
+many events are never delivered, as when a network or a receiver loses them for good: only
+the event list has them, which is what a catch-up reads).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class DeliveryConfig:
     delay_seconds: float = 0.0
     workers: int = 4
     seed: int | None = None  # for the shuffle's dice, so a shuffled order can be replayed
+    drop_next: int = 0  # events still to lose (counted down as they are dropped)
 
     def validate(self) -> None:
         if self.timeout_seconds <= 0:
@@ -63,6 +66,8 @@ class DeliveryConfig:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.drop_next < 0:
+            raise ValueError(f"drop_next must not be negative, got {self.drop_next}")
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(DeliveryConfig)}
@@ -83,7 +88,7 @@ def coerce_delivery_config(values: dict[str, Any],
                     "1", "true", "yes", "on")
             elif name == "seed":
                 changes[name] = None if raw in (None, "") else int(raw)
-            elif name in ("max_attempts", "workers"):
+            elif name in ("max_attempts", "workers", "drop_next"):
                 changes[name] = int(raw)
             else:
                 changes[name] = float(raw)
@@ -151,6 +156,7 @@ class Dispatcher:
         self._scheduler: threading.Thread | None = None
         self._workers: set[threading.Thread] = set()
         self._delivered: set[tuple[str, str]] = set()
+        self.dropped: list[str] = []  # ids of the events `drop_next` lost
         self._random = random.Random(self.config.seed)
         self._closed = False
         self._opener = urllib.request.build_opener(
@@ -176,6 +182,12 @@ class Dispatcher:
         event["pending_webhooks"] = len(endpoints)
         if not endpoints:
             return
+        with self._cond:
+            if self.config.drop_next > 0:  # lost: Stripe still counts it pending
+                self.config = dataclasses.replace(self.config,
+                                                  drop_next=self.config.drop_next - 1)
+                self.dropped.append(event["id"])
+                return
         payload = dumps(public(event))
         config = self.config
         copies = 2 if config.duplicate else 1

@@ -10,10 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-# Every kind of drift, in the order a report lists them.
-DRIFT_KINDS = ("status", "plan", "cancel_at_period_end", "period", "trial_end",
-               "payment_method", "customer_deleted", "subscription_missing",
-               "unknown_subscription")
 _ENDED = frozenset({"canceled", "incomplete_expired"})
 
 

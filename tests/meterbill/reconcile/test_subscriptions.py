@@ -173,3 +173,25 @@ def test_daily_job_in_the_schedule_table(container: Container) -> None:
     assert job.schedule.describe() == "daily at 02:00 UTC" and job.leader
     run = container.jobs.run("subscription-reconcile")
     assert run.outcome == "ok" and run.counts["drifts"] == 0
+
+
+def test_the_scheduler_runs_it_at_two_on_a_fake_clock(
+        counted: tuple[Container, CountingClient], stripe_client: stripe.StripeClient) -> None:
+    from datetime import UTC, datetime
+
+    from meterbill.adapters.tasks.scheduler import InlineScheduler
+
+    container, _ = counted
+    sub = _subscribe(container, "nightly")
+    stripe_client.v1.subscriptions.cancel(sub)
+    job = container.jobs.job("subscription-reconcile")
+    reads = iter([datetime(2026, 12, 6, 1, 0, tzinfo=UTC)])  # planned at 01:00 ...
+    late = datetime(2026, 12, 6, 2, 0, 1, tzinfo=UTC)  # ... then it is 02:00:01
+    scheduler = InlineScheduler([(job.name, job.schedule)], container.jobs.run,
+                                clock=lambda: next(reads, late)).start()
+    deadline = datetime.now(UTC).timestamp() + 20
+    while _tenant(container, "nightly").api_access_enabled:
+        assert datetime.now(UTC).timestamp() < deadline, "02:00 came and nothing ran"
+    scheduler.stop()
+    last = {s.name: s.last_run for s in container.jobs.status()}["subscription-reconcile"]
+    assert last is not None and last.counts["kind.status"] == 1
