@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     webhook_catch_up_interval_seconds: float = Field(default=3600.0, ge=0)
     webhook_catch_up_hours: float = Field(default=3.0, gt=0, le=720)
     webhook_catch_up_daily_days: float = Field(default=3.0, gt=0, le=30)
+    # SLOs (the shipped slos.toml unless set) checked this often (0 = no schedule); /ready
+    # counts Stripe as up for `ready_stripe_cache_seconds` after a good call.
+    slo_file: Path | None = None
+    slo_check_interval_seconds: float = Field(default=60.0, ge=0)
+    ready_stripe_cache_seconds: float = Field(default=60.0, ge=0)
     # Notifications (docs/notifications.md). Without SMTP_URL emails stay `held` in the outbox.
     smtp_url: str | None = None  # smtp://user:pass@host:587?starttls=true, smtps://host:465
     email_from: str = "meterbill <billing@localhost>"
@@ -137,7 +142,7 @@ class Settings(BaseSettings):
     @field_validator("stripe_api_base", "stripe_publishable_key", "plans_file",
                      "usage_source_table", "usage_source_tokens_column", "smtp_url",
                      "portal_return_url", "templates_dir", "dunning_policy_file",
-                     "public_base_url", mode="before")
+                     "public_base_url", "slo_file", mode="before")
     @classmethod
     def _blank_str_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

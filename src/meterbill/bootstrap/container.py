@@ -19,10 +19,12 @@ import stripe
 
 from ..adapters.db.migrate import Migrations, SchemaStatus
 from ..adapters.db.session import Database, DatabaseTimeouts
+from ..adapters.metrics import process_metrics
 from ..adapters.stripe_gateway import StripeGateway
 from ..config import Settings
 from ..domain.dunning import DunningPolicy, load_policy
 from ..domain.plans import Catalog, load_catalog
+from ..ports.metrics import install as install_metrics
 from ..ports.notify import Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
@@ -36,6 +38,8 @@ from ..services.billing.tenants import TenantService
 from ..services.jobs import JobRunner
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalLinks, PortalService
+from ..services.operations.readiness import Readiness
+from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
 from ..services.usage.ingest import UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
@@ -116,6 +120,9 @@ class Container:
     usage_store: ClassVar[_Part[UsageStore]] = _Part(parts.usage_store)
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
+    # The SLOs, their states and alerts, and the gauges /metrics reads from the database.
+    slo_status: ClassVar[_Part[SloService]] = _Part(parts.slo_status)
+    readiness: ClassVar[_Part[Readiness]] = _Part(parts.readiness)  # /ready (its Stripe cache)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
@@ -228,6 +235,7 @@ class _UsageFlushOnUse:
 def build(settings: Settings | None = None, *,
           stripe_http_client: stripe.HTTPClient | None = None) -> Container:
     settings = settings or Settings()
+    install_metrics(process_metrics())  # prometheus-client's families are per process
     connection = connect(settings, stripe_http_client)
     client, sandbox = connection.client(settings.stripe_timeout_seconds), connection.sandbox
     catalog = load_catalog(settings.plans_file)

@@ -75,6 +75,11 @@ TABLE = (
            lambda s: _daily("03:00") if s.webhook_catch_up_interval_seconds > 0 else None,
            lambda c: _catch_up(c, 24 * c.settings.webhook_catch_up_daily_days), leader=True,
            description="the same over the last days"),
+    _Entry("slo-check",
+           lambda s: _every(s.slo_check_interval_seconds, s.slo_check_interval_seconds),
+           lambda c: c.slo_status.check(), leader=True,
+           description="measure the SLOs; alert once when a breach starts and once when it "
+                       "ends"),
     _Entry("overdue-invoices",
            lambda s: _every(s.overdue_check_interval_seconds, s.overdue_check_first_run_seconds),
            lambda c: c.overdue_invoices.run().as_dict(), leader=True,

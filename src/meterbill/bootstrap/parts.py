@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
+from ..domain.clock import utcnow
+from ..domain.schedule import Every
+from ..domain.slo import load_slos
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
@@ -18,6 +22,8 @@ from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
+from ..services.operations.readiness import Readiness, ReadyChecks
+from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
@@ -126,3 +132,34 @@ def subscription_reconcile(container: Container) -> SubscriptionReconciler:
     return SubscriptionReconciler(container.db, container.gateway, container.catalog,
                                   container.access, container.notifier,
                                   on_notices=container.notifications.after_commit)
+
+
+def slo_status(container: Container) -> SloService:
+    """The SLOs of SLO_FILE (or the shipped ones), measured on the container's database."""
+    settings = container.settings
+    return SloService(container.db, load_slos(settings.slo_file), container.catalog,
+                      container.notifier,
+                      usage_sync_interval=timedelta(seconds=settings.usage_sync_interval_seconds),
+                      on_notices=container.notifications.after_commit)
+
+
+def readiness(container: Container) -> Readiness:
+    """`/ready`'s checks on this container's database, usage store and Stripe."""
+    settings = container.settings
+    intervals = [j.schedule.seconds for j in container.jobs.jobs.values()
+                 if isinstance(j.schedule, Every)]
+    heartbeat = timedelta(seconds=3 * min(intervals) + 60) if intervals else None
+    inbox = next((s for s in container.slo_status.slos if s.name == "inbox_age_minutes"), None)
+    limit = timedelta(minutes=float(inbox.threshold)) if inbox else timedelta(hours=1)
+
+    def schema() -> str | None:
+        status = container.schema_status()
+        return f"{status.describe()}: run `meterbill db upgrade`" if status.behind else None
+
+    def usage_store() -> None:
+        now = utcnow()
+        container.usage_store.total("_ready", "queries", now, now)
+
+    return Readiness(container.db, ReadyChecks(schema, usage_store, container.stripe_health),
+                     stripe_cache_seconds=settings.ready_stripe_cache_seconds,
+                     heartbeat_within=heartbeat, inbox_age_limit=limit)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import stripe
 
+from ..adapters.metrics import MeteredHTTPClient
 from ..adapters.stripe_gateway import API_VERSION
 from ..config import Settings
 
@@ -40,7 +41,8 @@ class StripeConnection:
         kwargs: dict[str, Any] = {
             "stripe_version": API_VERSION,
             "max_network_retries": self.settings.stripe_max_network_retries,
-            "http_client": self.http_client or stripe.new_default_http_client(timeout=timeout),
+            "http_client": MeteredHTTPClient(
+                self.http_client or stripe.new_default_http_client(timeout=timeout)),
         }
         if self.settings.stripe_api_base:
             base = self.settings.stripe_api_base.rstrip("/")

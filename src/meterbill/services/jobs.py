@@ -13,12 +13,14 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from time import perf_counter as wall
 
 from ..adapters.db.job_runs import JobRun, JobRunRepository
 from ..adapters.db.session import Database
 from ..domain.clock import Clock, utcnow
 from ..domain.errors import NotFound
 from ..domain.schedule import Schedule
+from ..ports.metrics import metrics
 from .views import _View
 
 log = logging.getLogger("meterbill.jobs")
@@ -55,6 +57,11 @@ class JobStatus(_View):
     last_run: JobRunView | None
 
 
+def _measured(job: str, outcome: str, seconds: float) -> None:
+    metrics.count("job_runs", job=job, outcome=outcome)
+    metrics.observe("job_seconds", seconds, job=job)
+
+
 def _view(row: JobRun) -> JobRunView:
     return JobRunView(row.id, row.name, row.started_at, row.finished_at, row.outcome,
                       row.count_map, row.error, row.runner)
@@ -89,12 +96,13 @@ class JobRunner:
                             "another process holds this job's lease")
         if not leased:
             return self._read(run_id)
-        outcome, counts, error = "ok", {}, None
+        outcome, counts, error, began = "ok", {}, None, wall()
         try:
             counts = {str(k): int(v) for k, v in job.action().items()}
         except Exception as failure:  # recorded and logged; the next run comes at its time
             log.exception("job %s failed", job.name)
             outcome, error = "failed", f"{type(failure).__name__}: {failure}"[:2000]
+        _measured(job.name, outcome, wall() - began)
         with self.db.session() as session:
             repo = JobRunRepository(session)
             repo.finish(run_id, self.clock(), outcome, counts, error)

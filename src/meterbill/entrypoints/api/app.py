@@ -22,6 +22,7 @@ from . import (
     entitlement,
     health,
     notifications,
+    operations,
     portal,
     subscriptions,
     tenants,
@@ -39,15 +40,15 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router)
+                                     admin_jobs.router, operations.router)
 # The billing-portal link of emails is authenticated by its own signature.
-PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
+PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, operations.public)
 
 DESCRIPTION = """
 Billing automation for usage-based SaaS: tenants ↔ Stripe customers, plans, subscriptions.
 
-Every route except `/health` and `/billing/portal/*` (the signed links in emails) needs
-`Authorization: Bearer $METERBILL_API_TOKEN`.
+Every route except `/health`, `/ready`, `/metrics` and `/billing/portal/*` (the signed links
+in emails) needs `Authorization: Bearer $METERBILL_API_TOKEN`.
 Errors are `{"error": {"code", "message", "field"?}}`.
 """
 

@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterbill.adapters.token_bucket import TokenBucket
 from meterbill.bootstrap import Container
+from meterbill.ports.metrics import metrics
 from meterbill.ports.webhooks import InvalidSignature, MalformedEvent
 
 from .errors import error_body
@@ -100,7 +101,16 @@ class WebhookEndpoint:
         return limiter.allow(address)
 
     async def answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        """(status, JSON body) for one delivery; raises `_Disconnected`."""
+        """(status, JSON body) for one delivery, counted and timed; raises `_Disconnected`."""
+        started = time.perf_counter()
+        status, body = await self._answer(scope, receive)
+        metrics.observe("webhook_ack_seconds", time.perf_counter() - started)
+        if status != 200:  # stored ones are counted with their type below
+            metrics.count("webhook_events_received", type="unknown",
+                          outcome="unavailable" if status == 503 else "rejected")
+        return status, body
+
+    async def _answer(self, scope: Scope, receive: Receive) -> tuple[int, bytes]:
         components = self.container.webhook_components()
         options = components.options
         client = scope.get("client")
@@ -150,6 +160,8 @@ class WebhookEndpoint:
                           "The event could not be stored in time; deliver it again later.")
         if not receipt.new:
             log.info("webhook %s (%s) repeated; already stored", receipt.event_id, receipt.type)
+        metrics.count("webhook_events_received", type=receipt.type,
+                      outcome="stored" if receipt.new else "duplicate")
         return 200, _RECEIVED
 
 

@@ -15,7 +15,7 @@ from . import (
     dunning,
     jobs,
     notifications,
-    reconcile,
+    operations,
     server,
     usage,
     usage_sync,
@@ -33,7 +33,8 @@ app = typer.Typer(
 app.command("serve")(server.serve)
 app.command("sandbox")(server.sandbox)
 app.command("check-config")(admin.check_config)
-app.command("reconcile")(reconcile.reconcile)
+app.command("reconcile")(operations.reconcile)
+app.command("status")(operations.status)
 app.command("api-token")(admin.api_token)
 app.add_typer(admin.db_app, name="db")
 app.add_typer(admin.catalog_app, name="catalog")

@@ -31,6 +31,7 @@ from ...adapters.db.timeline import TimelineEntry, TimelineRepository
 from ...domain.access import AccessDecision, AccessFacts, decide_access, settle
 from ...domain.clock import Clock, utcnow
 from ...domain.dunning import GOOD_STANDING, Decision, DunningPolicy, DunningState, NoticeDue
+from ...ports.metrics import metrics
 from ...ports.notify import Notice, Notifier
 from ...ports.stripe import SubscriptionRecord
 from ...ports.webhooks import InvoiceRecord
@@ -128,6 +129,7 @@ class TenantAccessService:
         invoice = None if by_status and record.transition is not None else cause.invoice
         if record.transition is not None:
             t = record.transition
+            metrics.count("dunning_transitions", from_state=t.from_state, to_state=t.to_state)
             TimelineRepository(session).add(TimelineEntry(
                 tenant_id=tenant.tenant_id, at=now, from_state=t.from_state,
                 to_state=t.to_state, step=t.step, cause=cause.kind, event_id=cause.event_id,

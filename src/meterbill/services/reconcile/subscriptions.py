@@ -32,6 +32,7 @@ from ...domain.reconciliation import (
     missing,
     unknown,
 )
+from ...ports.metrics import metrics
 from ...ports.notify import Notifier
 from ...ports.stripe import ListedSubscription, SubscriptionListPort
 from ..access.writer import Cause, TenantAccessService
@@ -243,6 +244,7 @@ class SubscriptionReconciler:
                        fix=fix or "reported: needs the operator (no meterbill tenant)",
                        fixed=fix is not None)
         if DriftRepository(session).add(row):
+            metrics.count("drifts_found", kind=drift.kind)
             subject = f"Drift: {drift.kind} of {drift.subscription_id or drift.tenant_id}"
             detail = (f"meterbill had {drift.local}, Stripe has {drift.stripe} "
                       f"(tenant {drift.tenant_id or 'unknown'}). {row.fix}.")

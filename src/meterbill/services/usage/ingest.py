@@ -27,6 +27,7 @@ from ...domain.usage import (
     parse_event,
     whole_seconds,
 )
+from ...ports.metrics import metrics
 from ...ports.usage_store import UsageStore
 
 FileFormat = Literal["csv", "jsonl"]
@@ -162,12 +163,18 @@ class UsageIngestService:
                 ))
         errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable: in event order
         new = self.store.insert(good) if good else 0
+        _measured(new, len({e.index for e in errors}))
         return IngestResult(
             accepted=len(good),
             duplicates=len(good) - new,
             errors=errors[:MAX_REPORTED_ERRORS],
             rejected=len({e.index for e in errors}),
         )
+
+
+def _measured(stored: int, rejected: int) -> None:
+    metrics.count("usage_events_ingested", stored)
+    metrics.count("usage_events_rejected", rejected)
 
 
 BatchSender = Callable[[list[object]], IngestResult]

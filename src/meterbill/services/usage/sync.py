@@ -44,6 +44,7 @@ from ...domain.errors import MeterbillError, StripeInvalidRequest, StripeUnavail
 from ...domain.plans import Catalog
 from ...domain.usage import PAST_WINDOW, Metric, check_sync_day, day_bounds
 from ...ports.meters import MeterEventsPort
+from ...ports.metrics import metrics
 from ...ports.usage_store import UsageStore
 from ..billing.tenants import unknown_tenant
 
@@ -450,6 +451,7 @@ class UsageSyncService:
         outcomes.append(EntryOutcome(send.id, "sent", at))
         if send.quantity >= 0:
             result.sent += send.quantity
+            metrics.count("usage_quantity_reported", send.quantity)
             result.mark("sent")
         else:
             result.corrected += -send.quantity

@@ -26,11 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ...adapters.db.inbox import InboxRepository
+from ...adapters.db.inbox import Claimed, InboxRepository
 from ...adapters.db.notifications import new_notice_ids
 from ...adapters.db.session import Database
 from ...domain.clock import Clock, utcnow
 from ...domain.plans import Catalog
+from ...ports.metrics import metrics
 from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import StripeEventsPort
 from ..errors import LeaseLost, StaleTenant, UnknownCustomer
@@ -84,6 +85,11 @@ class WebhookProcessor:
         if claimed is None:
             return ProcessResult(row_id, "skipped", "not due, or claimed elsewhere")
         event = InboxEvent.parse(row_id, claimed.payload)
+        result = self._run(row_id, event, claimed)
+        metrics.count("webhook_events_handled", type=event.type, outcome=result.outcome)
+        return result
+
+    def _run(self, row_id: int, event: InboxEvent, claimed: Claimed) -> ProcessResult:
         handler = self.handlers.get(event.type)
         for run in range(1, CONFLICT_RUNS + 1):
             context: HandlerContext | None = None

@@ -18,6 +18,7 @@ them now (both come in one request).
 
 from __future__ import annotations
 
+from ....ports.metrics import metrics
 from ....ports.stripe import SubscriptionRecord
 from ....ports.webhooks import InvoiceRecord
 from ..context import HandlerContext, InboxEvent
@@ -47,5 +48,7 @@ def handle_payment_event(ctx: HandlerContext, event: InboxEvent) -> str:
     tenant = ctx.tenant_for_customer(event.customer_id)
     invoice, subscription = current_invoice(ctx, event.object_id)
     note = ctx.dunning.on_invoice(ctx, event, tenant, invoice, subscription)
+    metrics.count("payments", outcome=event.type.removeprefix("invoice."),
+                  attempt=str(min(invoice.attempt_count, 5)))  # 5: five or more
     return (f"invoice {invoice.id} {invoice.status} after {invoice.attempt_count} attempt(s); "
             f"{note}")

@@ -1,4 +1,5 @@
-"""reconciliation_drifts: what subscription reconciliation found and how it was fixed
+"""reconciliation_drifts (what subscription reconciliation found and how it was fixed) and
+slo_states (each objective's state and since when)
 
 Revision ID: 0011
 Revises: 0010
@@ -38,6 +39,18 @@ def upgrade() -> None:
     op.create_index("ix_reconciliation_drifts_found_at", "reconciliation_drifts", ["found_at"])
 
 
+    op.create_table(
+        "slo_states",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("since", UTCDateTime(), nullable=False),
+        sa.Column("value", sa.String(64), nullable=True),
+        sa.Column("checked_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_slo_states")),
+    )
+
+
 def downgrade() -> None:
+    op.drop_table("slo_states")
     op.drop_index("ix_reconciliation_drifts_found_at", table_name="reconciliation_drifts")
     op.drop_table("reconciliation_drifts")

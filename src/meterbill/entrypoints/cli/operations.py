@@ -1,6 +1,7 @@
 """`meterbill reconcile [--dry-run]`: compare every subscription with Stripe's, correct ours,
 record and alert each drift (services/reconcile/subscriptions.py); `--drifts` lists the
-recorded ones, newest first. Exits 1 when a drift could not be fixed, so cron notices."""
+recorded ones, newest first; exits 1 when a drift could not be fixed, so cron notices.
+`meterbill status`: the SLOs now; exits 1 on a breach."""
 
 from __future__ import annotations
 
@@ -52,3 +53,22 @@ def reconcile(
 def _row(d: dict[str, object]) -> tuple[object, ...]:
     return (d["found_at"], d["kind"], d["tenant_id"] or "", d["subscription_id"] or "",
             d["local"], d["stripe"], d["fix"])
+
+
+SLO_COLUMNS = ("objective", "value", "threshold", "window", "state", "since")
+
+
+def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """The SLOs now: value, threshold, ok or breach and since when. Exits 1 on a breach."""
+    cli = cli_context(ctx)
+    with reported(as_json):
+        with cli.container(needs_stripe=False) as container:
+            data = [s.to_dict() for s in container.slo_status.status()]
+        rows = [(s["name"], s["value"] if s["value"] is not None else "no data",
+                 s["objective"], s["window"], "ok" if s["ok"] else "BREACH",
+                 s["since"] or "") for s in data]
+        show({"ok": all(s["ok"] for s in data), "data": data}, as_json,
+             table("Service-level objectives", SLO_COLUMNS, rows))
+        breached = [s["name"] for s in data if not s["ok"]]
+        if breached:
+            raise CliFailure("slo_breach", f"in breach: {', '.join(breached)}")

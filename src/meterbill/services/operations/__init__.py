@@ -1,0 +1,1 @@
+"""Operations: service-level objectives and the state gauges of /metrics."""
