@@ -11,7 +11,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from .context import CliFailure, cli_context, reported
-from .output import JsonFlag, err_console, show, table
+from .output import JsonFlag, err_console, note, show, table
 
 COLUMNS = ("found", "kind", "tenant", "subscription", "meterbill had", "Stripe has", "fix")
 
@@ -69,6 +69,7 @@ def status(ctx: typer.Context, as_json: JsonFlag = False) -> None:
                  s["since"] or "") for s in data]
         show({"ok": all(s["ok"] for s in data), "data": data}, as_json,
              table("Service-level objectives", SLO_COLUMNS, rows))
-        breached = [s["name"] for s in data if not s["ok"]]
-        if breached:
-            raise CliFailure("slo_breach", f"in breach: {', '.join(breached)}")
+    breached = [s["name"] for s in data if not s["ok"]]
+    if breached:  # the table (or JSON) says which; the exit code tells cron
+        note(f"In breach: {', '.join(breached)} (docs/operations.md says what to do)", as_json)
+        raise typer.Exit(1)
