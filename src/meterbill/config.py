@@ -101,6 +101,7 @@ class Settings(BaseSettings):
     # ("" = no schedule), and the webhook catch-up from Stripe's event list (0 = no schedule):
     # each run looks back `webhook_catch_up_hours`, the daily one `..._daily_days`.
     reconcile_daily_at: str = "02:00"
+    reconcile_requests_per_second: float = Field(default=25.0, ge=0)  # list calls; 0 = unpaced
     webhook_catch_up_interval_seconds: float = Field(default=3600.0, ge=0)
     webhook_catch_up_hours: float = Field(default=3.0, gt=0, le=720)
     webhook_catch_up_daily_days: float = Field(default=3.0, gt=0, le=30)

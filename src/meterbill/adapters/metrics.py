@@ -111,14 +111,14 @@ class MeteredHTTPClient(stripe.HTTPClient):
         self.metrics = metrics
 
     def request(self, method: str, url: str, headers: Mapping[str, str] | None,
-                post_data: Any = None, *, _usage: Any = None) -> Any:
+                post_data: Any = None, **options: Any) -> Any:
         return self._timed(method, url, lambda: self.inner.request(
-            method, url, headers, post_data, _usage=_usage))
+            method, url, headers, post_data, **options))
 
     def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None,
-                       post_data: Any = None, *, _usage: Any = None) -> Any:
+                       post_data: Any = None, **options: Any) -> Any:
         return self._timed(method, url, lambda: self.inner.request_stream(
-            method, url, headers, post_data, _usage=_usage))
+            method, url, headers, post_data, **options))
 
     def _timed(self, method: str, url: str, call: Callable[[], Any]) -> Any:
         op, started = operation(method, url), time.perf_counter()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
+from ..adapters.stripe_meters import RequestPacer
 from ..domain.clock import utcnow
 from ..domain.schedule import Every
 from ..domain.slo import load_slos
@@ -129,9 +130,11 @@ def portal(container: Container) -> PortalService:
 
 def subscription_reconcile(container: Container) -> SubscriptionReconciler:
     """Subscription reconciliation on the container's gateway, writer of access and outbox."""
+    rate = container.settings.reconcile_requests_per_second
     return SubscriptionReconciler(container.db, container.gateway, container.catalog,
                                   container.access, container.notifier,
-                                  on_notices=container.notifications.after_commit)
+                                  on_notices=container.notifications.after_commit,
+                                  pace=RequestPacer(rate).acquire if rate > 0 else None)
 
 
 def slo_status(container: Container) -> SloService:

@@ -84,9 +84,11 @@ def _view(row: DriftRow) -> DriftView:
 class SubscriptionReconciler:
     def __init__(self, db: Database, stripe: SubscriptionListPort, catalog: Catalog,
                  access: TenantAccessService, notifier: Notifier, *, clock: Clock = utcnow,
-                 on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
+                 on_notices: Callable[[Sequence[int]], object] | None = None,
+                 pace: Callable[[], None] | None = None) -> None:
         self.db = db
         self.stripe = stripe
+        self.pace = pace  # waits for the next list call's turn (None: no pacing)
         self.catalog = catalog
         self.access = access  # the one writer of access
         self.notifier = notifier
@@ -113,7 +115,13 @@ class SubscriptionReconciler:
         found: list[DriftView] = []
         seen: set[str] = set()
         calls = 0
-        for page in self.stripe.subscription_pages(100):
+        pages = self.stripe.subscription_pages(100)
+        while True:
+            if self.pace is not None:
+                self.pace()  # Stripe's read limit (25/s in test mode) is shared
+            page = next(pages, None)
+            if page is None:
+                break
             calls += 1
             seen.update(listed.record.id for listed in page)
             found.extend(self._page(page, run_id, dry_run))
