@@ -46,6 +46,8 @@ PROTECTED = [
                                     "period_end": "2026-05-01T00:00:00Z"}),
     ("GET", "/admin/jobs", None),
     ("POST", "/admin/jobs/usage-sync/run", None),
+    ("GET", "/status", None),
+    ("GET", "/admin/drifts", None),
 ]
 
 
@@ -113,6 +115,11 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],
+        # Operations: probes and scrapers are public; SLOs and drifts need the token.
+        "/metrics": ["get"],
+        "/ready": ["get"],
+        "/status": ["get"],
+        "/admin/drifts": ["get"],
     }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -116,17 +117,23 @@ class SubscriptionReconciler:
         seen: set[str] = set()
         calls = 0
         pages = self.stripe.subscription_pages(100)
-        while True:
+
+        def fetch() -> list[ListedSubscription] | None:
             if self.pace is not None:
                 self.pace()  # Stripe's read limit (25/s in test mode) is shared
-            page = next(pages, None)
-            if page is None:
-                break
-            calls += 1
-            seen.update(listed.record.id for listed in page)
-            found.extend(self._page(page, run_id, dry_run))
-            if progress is not None:
-                progress(len(seen))
+            return next(pages, None)
+
+        # The next page is fetched while this one is compared: a run takes as long as its
+        # list calls, not their sum with our database work.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reconcile") as ahead:
+            coming = ahead.submit(fetch)
+            while (page := coming.result()) is not None:
+                coming = ahead.submit(fetch)
+                calls += 1
+                seen.update(listed.record.id for listed in page)
+                found.extend(self._page(page, run_id, dry_run))
+                if progress is not None:
+                    progress(len(seen))
         with self.db.session() as session:
             gone = [i for i in ReconcileReads(session).current_subscription_ids()
                     if i not in seen]
