@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     upgrade_proration: Literal["always_invoice", "create_prorations"] = "always_invoice"
     default_trial_days: int = 14
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one object per line, with request_id
     # Webhook processing (see services/webhooks/options.py for what each one governs).
     task_runner: Literal["inline", "celery"] = "inline"
     celery_broker_url: str | None = None

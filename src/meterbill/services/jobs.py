@@ -20,6 +20,7 @@ from ..adapters.db.session import Database
 from ..domain.clock import Clock, utcnow
 from ..domain.errors import NotFound
 from ..domain.schedule import Schedule
+from ..ports.log_context import bound
 from ..ports.metrics import metrics
 from .views import _View
 
@@ -98,7 +99,8 @@ class JobRunner:
             return self._read(run_id)
         outcome, counts, error, began = "ok", {}, None, wall()
         try:
-            counts = {str(k): int(v) for k, v in job.action().items()}
+            with bound(f"job:{job.name}:{run_id}"):
+                counts = {str(k): int(v) for k, v in job.action().items()}
         except Exception as failure:  # recorded and logged; the next run comes at its time
             log.exception("job %s failed", job.name)
             outcome, error = "failed", f"{type(failure).__name__}: {failure}"[:2000]

@@ -31,6 +31,7 @@ from . import (
 )
 from .auth import TokenFirst, announce_kept_token, require_token, resolve_api_token
 from .errors import install_error_handlers
+from .request_id import RequestId
 from .schemas import ERROR_RESPONSES, dated_examples
 
 log = logging.getLogger("meterbill.api")
@@ -78,6 +79,7 @@ def create_app(container: Container) -> FastAPI:
                            responses=ERROR_RESPONSES)
     # The token is checked before any body is read (see auth.TokenFirst).
     app.add_middleware(TokenFirst, token=token, routes=app.router.routes[first_protected:])
+    app.add_middleware(RequestId)  # outermost: every line of the request carries its id
     _serve_dated_openapi(app)
     _announce(container)
     return app

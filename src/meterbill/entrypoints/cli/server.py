@@ -22,6 +22,7 @@ import typer
 import uvicorn
 from rich.panel import Panel
 
+from meterbill.adapters.log_format import configure as configure_logs
 from meterbill.adapters.tasks.scheduler import InlineScheduler
 from meterbill.bootstrap import Container
 from meterbill.bootstrap.local import local_secrets
@@ -59,7 +60,7 @@ def serve(
     api_url = reachable_url(host, port)
     with reported(as_json), contextlib.ExitStack() as stack:
         settings = cli.serving(api_url)  # links in emails follow --host/--port
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, settings.log_format)
         lock = _claim_sandbox(settings) if cli.lasting_sandbox else None
         if lock is not None:
             stack.callback(lock.release)
@@ -302,10 +303,8 @@ def _sigterm_unwinds() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _configure_logging(level: str, log_format: str = "text") -> None:
+    configure_logs(level, log_format)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         # stripe-python logs every request at INFO (naming api.stripe.com even when the
         # sandbox answers) and Alembic its plugins: noise unless debugging.

@@ -31,6 +31,7 @@ from ...adapters.db.notifications import new_notice_ids
 from ...adapters.db.session import Database
 from ...domain.clock import Clock, utcnow
 from ...domain.plans import Catalog
+from ...ports.log_context import bound
 from ...ports.metrics import metrics
 from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import StripeEventsPort
@@ -85,7 +86,8 @@ class WebhookProcessor:
         if claimed is None:
             return ProcessResult(row_id, "skipped", "not due, or claimed elsewhere")
         event = InboxEvent.parse(row_id, claimed.payload)
-        result = self._run(row_id, event, claimed)
+        with bound(event.id):  # every line of its handling names the event
+            result = self._run(row_id, event, claimed)
         metrics.count("webhook_events_handled", type=event.type, outcome=result.outcome)
         return result
 
