@@ -21,6 +21,7 @@ from ..adapters.db.migrate import Migrations, SchemaStatus
 from ..adapters.db.session import Database, DatabaseTimeouts
 from ..adapters.metrics import process_metrics
 from ..adapters.stripe_gateway import StripeGateway
+from ..adapters.stripe_usage_repair import StripeUsageRepair
 from ..config import Settings
 from ..domain.dunning import DunningPolicy, load_policy
 from ..domain.plans import Catalog, load_catalog
@@ -43,6 +44,7 @@ from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
 from ..services.usage.ingest import UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
+from ..services.usage.repair import UsageRepair
 from ..services.usage.sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
 from ..services.webhooks.context import UsageFlushPort
@@ -150,7 +152,10 @@ class Container:
     def usage_reconcile(self) -> UsageReconciler:
         sync = self.usage_sync
         return UsageReconciler(self.db, sync.store, sync.meters, self.catalog,
-                               sync.options, clock=sync.clock)
+                               sync.options, clock=sync.clock,
+                               repairer=UsageRepair(self.db, sync.meters,
+                                                    StripeUsageRepair(self.usage_stripe_client),
+                                                    self.catalog, clock=sync.clock))
 
     @property
     def subscription_reconcile(self) -> SubscriptionReconciler:

@@ -99,5 +99,5 @@ def test_the_daily_job_syncs_then_reconciles(world: World) -> None:
     summary = daily_job(world.sync_service(), world.reconciler())
     # Yesterday, today and the open period: everything since START, globex's today included.
     assert summary == {"sync": {"unchanged": 0, "skipped": 0, "sent": 2, "corrected": 0,
-                                "failed": 0}, "drifts": 0}
+                                "failed": 0}, "drifts": 0, "repairs": 0}
     assert world.meter_total("acme") == 100 and world.meter_total("globex") == 5

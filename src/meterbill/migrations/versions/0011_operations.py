@@ -1,5 +1,5 @@
 """reconciliation_drifts (what subscription reconciliation found and how it was fixed) and
-slo_states (each objective's state and since when)
+slo_states (each objective's state and since when), usage_repairs (what usage repair did)
 
 Revision ID: 0011
 Revises: 0010
@@ -50,7 +50,25 @@ def upgrade() -> None:
     )
 
 
+    op.create_table(
+        "usage_repairs",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("tenant_id", sa.String(128), nullable=False),
+        sa.Column("metric", sa.String(32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("action", sa.String(16), nullable=False),
+        sa.Column("quantity", sa.BigInteger(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=True),
+        sa.Column("reference", sa.String(255), nullable=False),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_usage_repairs")),
+    )
+    op.create_index("ix_usage_repairs_tenant_id", "usage_repairs", ["tenant_id"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_usage_repairs_tenant_id", table_name="usage_repairs")
+    op.drop_table("usage_repairs")
     op.drop_table("slo_states")
     op.drop_index("ix_reconciliation_drifts_found_at", table_name="reconciliation_drifts")
     op.drop_table("reconciliation_drifts")

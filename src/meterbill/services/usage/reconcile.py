@@ -37,6 +37,7 @@ from ...domain.usage import month_bounds, parse_period
 from ...ports.meters import MeterEventsPort
 from ...ports.usage_store import UsageStore
 from ..billing.tenants import unknown_tenant
+from .repair import Repair, UsageRepair
 from .sync import BILLABLE, BILLED_METRIC, SyncOptions, SyncReport, UsageSyncService
 
 log = logging.getLogger("meterbill.usage")
@@ -72,6 +73,7 @@ class ReconcileReport:
     through: datetime
     checked_at: datetime
     tenants: list[TenantReconciliation] = field(default_factory=list)
+    repairs: list[Repair] = field(default_factory=list)  # what `repair=True` did
 
     @property
     def drifts(self) -> list[TenantReconciliation]:
@@ -88,7 +90,9 @@ class ReconcileReport:
 class UsageReconciler:
     def __init__(self, db: Database, store: UsageStore, meters: MeterEventsPort,
                  catalog: Catalog, options: SyncOptions | None = None, *,
-                 clock: Clock = utcnow, wall: Clock = utcnow) -> None:
+                 clock: Clock = utcnow, wall: Clock = utcnow,
+                 repairer: UsageRepair | None = None) -> None:
+        self.repairer = repairer  # fixes Stripe's side when asked (services/usage/repair.py)
         self.db = db
         self.store = store
         self.meters = meters
@@ -98,9 +102,11 @@ class UsageReconciler:
         self.wall = wall
 
     def reconcile(self, period: str | None = None, *, tenants: Collection[str] | None = None,
-                  through: datetime | None = None, record: bool = True) -> ReconcileReport:
+                  through: datetime | None = None, record: bool = True,
+                  repair: bool = False) -> ReconcileReport:
         """Compare every billable tenant (or `tenants`) over `period` ("current" or YYYY-MM);
-        drifts are recorded and alerted unless `record` is False."""
+        drifts are recorded and alerted unless `record` is False. With `repair`, a tenant
+        whose Stripe meter differs from the ledger is repaired and compared again."""
         now = self.clock()
         choice = parse_period(period, now)
         label = choice.label
@@ -128,6 +134,8 @@ class UsageReconciler:
         with ThreadPoolExecutor(max_workers=max(1, self.options.concurrency),
                                 thread_name_prefix="usage-reconcile") as pool:
             list(pool.map(lambda c: self._check(c, meter_id), checks))
+        if repair and self.repairer is not None:
+            report.repairs = self._repair(checks, meter_id)
         report.tenants = checks
         if record and report.drifts:
             self._record(report)
@@ -166,6 +174,23 @@ class UsageReconciler:
             check.status = "drift"
             check.reason = _explain(check)
 
+    def _repair(self, checks: list[TenantReconciliation], meter_id: str) -> list[Repair]:
+        assert self.repairer is not None
+        done: list[Repair] = []
+        for check in checks:
+            if check.status != "drift" or check.ledger == check.stripe:
+                continue  # only Stripe's side is repaired; the sync sends what is not yet
+            done.extend(self.repairer.repair(check.tenant_id, check.customer_id,
+                                             BILLED_METRIC, check.start, check.end, meter_id))
+            check.status, check.reason = "ok", None
+            self._check(check, meter_id)
+            settled = self.repairer.adjusted(check.tenant_id, BILLED_METRIC, check.start,
+                                             check.end)
+            if check.status == "drift" and settled and check.diff == settled:
+                check.status = "ok"  # the rest is on the customer's next invoice
+                check.reason = f"{settled:+d} settled by an invoice adjustment"
+        return done
+
     def _record(self, report: ReconcileReport) -> None:
         with self.db.session() as session:
             repo = UsageDriftRepository(session)
@@ -198,7 +223,8 @@ def daily_job(sync: UsageSyncService, reconciler: UsageReconciler) -> dict[str, 
     report: SyncReport = sync.sync()
     for failed in report.failed:
         log.warning("usage sync: tenant %s failed: %s", failed.tenant_id, failed.reason)
-    reconciled = reconciler.reconcile()
-    log.info("usage sync: %s; reconciliation: %d drift(s)", report.counts,
-             len(reconciled.drifts))
-    return {"sync": dict(report.counts), "drifts": len(reconciled.drifts)}
+    reconciled = reconciler.reconcile(repair=True)
+    log.info("usage sync: %s; reconciliation: %d drift(s), %d repair(s)", report.counts,
+             len(reconciled.drifts), len(reconciled.repairs))
+    return {"sync": dict(report.counts), "drifts": len(reconciled.drifts),
+            "repairs": len(reconciled.repairs)}
