@@ -64,8 +64,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, log_format: str) -> None:
-    """The root logger's one handler, in `log_format` (text or json)."""
+    """The root logger's handler, in `log_format` (text or json); like `basicConfig`, it
+    leaves a root logger that already has handlers (an embedding program's, a test's) alone."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler])

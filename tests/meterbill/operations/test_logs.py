@@ -23,15 +23,17 @@ def lines() -> Iterator[io.StringIO]:
     handler = logging.StreamHandler(out)
     handler.addFilter(RequestIdFilter())
     handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    old_level = root.level
+    root, stripe_log = logging.getLogger(), logging.getLogger("stripe")
+    old_levels = root.level, stripe_log.level  # `serve` quiets stripe-python's lines
     root.addHandler(handler)
     root.setLevel(logging.INFO)
+    stripe_log.setLevel(logging.INFO)
     try:
         yield out
     finally:
         root.removeHandler(handler)
-        root.setLevel(old_level)
+        root.setLevel(old_levels[0])
+        stripe_log.setLevel(old_levels[1])
 
 
 def _records(out: io.StringIO) -> list[dict[str, object]]:
