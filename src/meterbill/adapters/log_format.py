@@ -57,7 +57,7 @@ class JsonFormatter(logging.Formatter):
         line = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
                 "level": record.levelname, "logger": record.name,
                 "message": mask(record.getMessage()),
-                "request_id": getattr(record, "request_id", None) or request_id.get()}
+                "request_id": request_id.get()}  # null: no request or job
         if record.exc_info:
             line["exception"] = mask(self.formatException(record.exc_info))
         return json.dumps(line, ensure_ascii=False)

@@ -72,7 +72,7 @@ def test_work_bound_to_an_id_and_secrets_masked(lines: io.StringIO) -> None:
                     "zzzz9999")
     log.info("invoice total 1764000000000 cents at 1764000000")  # not cards: no Luhn match
     first, second = _records(lines)
-    assert first["request_id"] == "evt_123" and second["request_id"] == "-"
+    assert first["request_id"] == "evt_123" and second["request_id"] is None
     assert first["message"] == "charging [card] with [secret] and [secret]"
     assert second["message"] == "invoice total 1764000000000 cents at 1764000000"
     assert mask("pk_live_abcdef") == "[secret]"

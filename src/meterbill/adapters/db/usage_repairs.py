@@ -4,7 +4,6 @@ the ledger's sequence numbers of a day (the identifiers it knows it sent)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, Date, Integer, String, func, select
@@ -53,8 +52,3 @@ class UsageRepairRepository:
         return set(self.session.scalars(select(UsageLedgerEntry.seq).where(
             UsageLedgerEntry.tenant_id == tenant_id, UsageLedgerEntry.metric == metric,
             UsageLedgerEntry.day == day)))
-
-    def recent(self, tenant_id: str, limit: int = 100) -> Sequence[UsageRepairRow]:
-        return self.session.scalars(select(UsageRepairRow)
-                                    .where(UsageRepairRow.tenant_id == tenant_id)
-                                    .order_by(UsageRepairRow.id.desc()).limit(limit)).all()

@@ -98,7 +98,12 @@ def serve(
         _announce(container, api_url, sandbox_url, app.state.api_token_generated, as_json)
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
+            # JSON logs: uvicorn's own lines go through the root handler too (its default
+            # config would print them as text).
+            quiet: dict[str, Any] = {"log_config": None} if settings.log_format == "json" \
+                else {}
+            uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(),
+                        **quiet)
 
 
 def sandbox(
