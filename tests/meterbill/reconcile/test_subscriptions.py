@@ -195,3 +195,62 @@ def test_the_scheduler_runs_it_at_two_on_a_fake_clock(
     scheduler.stop()
     last = {s.name: s.last_run for s in container.jobs.status()}["subscription-reconcile"]
     assert last is not None and last.counts["kind.status"] == 1
+
+
+def test_one_list_call_per_hundred_subscriptions(
+        counted: tuple[Container, CountingClient], stripe_client: stripe.StripeClient) -> None:
+    """205 subscriptions made straight in Stripe (and copied here, as webhooks would have):
+    three list calls, no drift."""
+    from meterbill.adapters.db.repositories import TenantRepository
+    from meterbill.adapters.stripe_records import subscription as record_of
+    from meterbill.services.billing.subscriptions import store_subscription
+
+    container, http = counted
+    price = stripe_client.v1.prices.list(params={
+        "lookup_keys": ["meterbill_starter_base_monthly"]}).data[0].id
+    for i in range(205):
+        customer = stripe_client.v1.customers.create(params={"email": f"c{i}@example.test"})
+        sub = stripe_client.v1.subscriptions.create(params={
+            "customer": customer.id, "items": [{"price": price}],
+            "payment_behavior": "default_incomplete"})
+        with container.db.session() as session:
+            tenants = TenantRepository(session)
+            tenants.claim_customer(f"t{i}", f"c{i}@example.test", None, customer.id)
+            tenant = tenants.get(f"t{i}")
+            assert tenant is not None
+            store_subscription(session, container.catalog, tenant,
+                               record_of(sub.to_dict()), container.access.clock())
+    http.calls.clear()
+    report = container.subscription_reconcile.run()
+    assert (report.subscriptions, report.stripe_calls) == (205, 3)
+    assert http.calls[("GET", "/v1/subscriptions")] == 3 and len(http.calls) == 1
+    assert report.drifts == []
+
+
+def test_the_cli_reports_fixes_and_lists(container: Container,
+                                         stripe_client: stripe.StripeClient) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from meterbill.entrypoints.cli import CliContext, app
+
+    sub = _subscribe(container, "cli")
+    stripe_client.v1.subscriptions.update(sub, params={"cancel_at_period_end": True})
+
+    def run(*args: str) -> tuple[int, dict[str, Any]]:
+        result = CliRunner().invoke(app, [*args, "--json"], obj=CliContext(
+            settings_factory=lambda: container.settings,
+            container_factory=lambda _settings: container, close_container=False,
+            lasting_sandbox=False))
+        return result.exit_code, json.loads(result.stdout)
+
+    code, dry = run("reconcile", "--dry-run")
+    assert code == 0 and dry["dry_run"] is True
+    assert [(d["kind"], d["fix"]) for d in dry["drifts"]] == [
+        ("cancel_at_period_end", "dry run: nothing changed")]
+    code, done = run("reconcile")
+    assert code == 0 and [d["fixed"] for d in done["drifts"]] == [True]
+    code, listed = run("reconcile", "--drifts")
+    assert code == 0 and [(d["kind"], d["local"], d["stripe"]) for d in listed["data"]] == [
+        ("cancel_at_period_end", "false", "true")]
