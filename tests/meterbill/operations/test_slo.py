@@ -126,3 +126,24 @@ def test_the_shipped_slos_load_and_bad_ones_are_refused() -> None:
         parse_slos('[drifts_open]\nobjective = "== 0"\nwindow = "1h"\n')
     with pytest.raises(InvalidInput, match="window must look like"):
         parse_slos('[drifts_open]\nobjective = "<= 0"\nwindow = "a week"\n')
+
+
+def test_the_seeds_thresholds_measured_from_the_inbox(container: Container) -> None:
+    """First-attempt payments and webhook success, from the events the inbox holds."""
+    now = datetime.now(UTC)
+    rows = [("invoice.payment_succeeded", 1, "handled"), ("invoice.payment_failed", 1, "handled"),
+            ("invoice.payment_succeeded", 2, "handled"), ("invoice.paid", 1, "handled"),
+            ("customer.updated", None, "dead")]
+    with container.db.session() as session:
+        for i, (kind, attempt, status) in enumerate(rows):
+            obj = {"id": f"in_{i}", "object": "invoice", "attempt_count": attempt}
+            session.add(WebhookEvent(event_id=f"evt_{i}", type=kind, object_id=f"in_{i}",
+                                     created=now, received_at=now, status=status,
+                                     payload=json.dumps({"data": {"object": obj}})))
+    found = {s.name: s for s in container.slo_status.status()}
+    # Two first attempts, one paid: 0.5 < 0.85. Four of five events handled: 0.8 < 0.99.
+    assert (found["payment_first_attempt"].value, found["payment_first_attempt"].ok) == (
+        "0.5000", False)
+    assert (found["webhook_success"].value, found["webhook_success"].ok) == ("0.8000", False)
+    assert found["drifts_open"].ok and found["drifts_open"].value == "0"
+    assert found["usage_sync_lag_hours"].value is None  # the sync never ran: nothing late
