@@ -1,21 +1,26 @@
 """How the container makes the parts it builds on first use (bootstrap/container.py): the
 outbox with its senders, the dunning service, the entitlement answers, the usage store and
-its sync on Stripe's meters, the billing portal."""
+its sync on Stripe's meters, the billing portal, invoice verification and its review queue."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
+from ..adapters.stripe_gateway import StripeGateway
+from ..adapters.stripe_invoices import StripeInvoiceDrafts
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
+from ..services.invoices.review import InvoiceReviewService
+from ..services.invoices.verify import InvoiceVerifier
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
 from ..services.usage.sync import SyncOptions, UsageSyncService
@@ -118,3 +123,34 @@ def portal(container: Container) -> PortalService:
     return_url = settings.portal_return_url or (settings.public_url + "/billing/portal/return")
     return PortalService(container.db, container.portal_links,
                          StripePortal(container.stripe_client), return_url=return_url)
+
+
+def _invoice_drafts(container: Container, gateway: StripeGateway) -> StripeInvoiceDrafts:
+    from ..services.billing.catalog_sync import PLAN_METADATA_KEY
+
+    return StripeInvoiceDrafts(gateway, plan_metadata_key=PLAN_METADATA_KEY)
+
+
+def invoice_verifier(container: Container) -> InvoiceVerifier:
+    """Invoice verification for the webhook handlers: Stripe through their gateway (its short
+    timeout), the usage store opened when the first draft is checked."""
+    from ..domain.invoice_check import ReviewRules
+    from ..services.invoices.verify import VerifyOptions
+
+    s = container.settings
+    rules = ReviewRules(first_invoice=s.invoice_hold_first,
+                        usage_multiple=s.invoice_hold_usage_multiple,
+                        amount_above_cents=s.invoice_hold_amount_above_cents,
+                        proration=s.invoice_hold_proration,
+                        credit_balance=s.invoice_hold_credit_balance)
+    return InvoiceVerifier(container.db, _invoice_drafts(container, container.webhook_gateway),
+                           lambda: container.usage_store, container.catalog, container.notifier,
+                           VerifyOptions(s.invoice_tolerance_cents, rules))
+
+
+def invoice_review(container: Container) -> InvoiceReviewService:
+    """The review queue and its actions (API, CLI, the console)."""
+    hours = container.settings.invoice_review_remind_hours
+    return InvoiceReviewService(container.db, _invoice_drafts(container, container.gateway),
+                                container.notifier,
+                                remind_after=timedelta(hours=hours) if hours > 0 else None)
