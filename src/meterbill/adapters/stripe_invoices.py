@@ -70,6 +70,11 @@ class StripeInvoiceDrafts:
             clock = (self.gateway.get_json("/v1/test_helpers/test_clocks", clock_id)
                      if clock_id else {})
         parent = (data.get("parent") or {}).get("subscription_details") or {}
+        read = tuple(self._line(line, customer_id, data.get("status") == "draft")
+                     for line in lines)
+        total = int(data.get("total") or 0)
+        if data.get("status") == "draft":  # as Stripe will finalize it (usage re-read)
+            total = sum(line.amount for line in read)
         return DraftInvoice(
             id=data["id"], customer_id=customer_id,
             subscription_id=records.ref(parent.get("subscription")),
@@ -81,10 +86,9 @@ class StripeInvoiceDrafts:
             period_end=records.timestamp(data.get("period_end")),
             created=records.timestamp(data.get("created")),
             automatically_finalizes_at=records.timestamp(data.get("automatically_finalizes_at")),
-            total=int(data.get("total") or 0), amount_due=int(data.get("amount_due") or 0),
+            total=total,
             customer_balance=balance,
-            lines=tuple(self._line(line, customer_id, data.get("status") == "draft")
-                        for line in lines),
+            lines=read,
             stripe_time=records.timestamp(clock.get("frozen_time")),
         )
 

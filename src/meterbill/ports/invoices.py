@@ -24,7 +24,6 @@ class DraftInvoice:
     created: datetime | None
     automatically_finalizes_at: datetime | None
     total: int  # cents
-    amount_due: int
     customer_balance: int  # cents; negative is a credit the invoice will take at finalization
     lines: tuple[InvoiceLine, ...]
     stripe_time: datetime | None = None  # the customer's test clock, when it has one

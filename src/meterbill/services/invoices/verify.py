@@ -117,7 +117,7 @@ class InvoiceVerifier:
             balance_applied=min(max(-draft.customer_balance, 0), max(draft.total, 0)))
         reasons = list(rule_reasons(self.options.rules, facts))
         names = {plan.key: plan.name for plan in self.catalog}
-        month = (draft.period_end or draft.created or self.clock()).strftime("%b")
+        month = (draft.period_start or draft.created or self.clock()).strftime("%b")
         if differences:
             summary = describe(tenant_id, month, differences, self._metric(expected),
                                names, draft.currency)
