@@ -52,6 +52,11 @@ TABLE = (
            lambda c: c.overdue_invoices.run().as_dict(), leader=True,
            description="move tenants with emailed invoices long past due to the policy's "
                        "later overdue steps"),
+    _Entry("invoice-review",
+           lambda s: _every(s.invoice_review_interval_seconds,
+                            s.invoice_review_interval_seconds),
+           lambda c: c.invoice_review.remind(), leader=True,
+           description="alert again about held invoices nobody reviewed"),
 )
 
 

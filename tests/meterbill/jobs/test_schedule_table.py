@@ -9,7 +9,7 @@ from meterbill.bootstrap.jobs import schedules
 from meterbill.domain.schedule import Every
 from meterbill.entrypoints.cli.server import _start_schedule
 
-ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices"}
+ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices", "invoice-review"}
 
 
 def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container) -> None:

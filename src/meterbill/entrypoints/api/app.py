@@ -21,6 +21,7 @@ from . import (
     customers,
     entitlement,
     health,
+    invoices,
     notifications,
     portal,
     subscriptions,
@@ -39,7 +40,7 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router)
+                                     admin_jobs.router, invoices.router)
 # The billing-portal link of emails is authenticated by its own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
 
