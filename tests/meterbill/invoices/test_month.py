@@ -5,16 +5,14 @@ a held invoice stays unpaid across a clock advance until someone acts, and is al
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
 from meterbill.adapters.db.notifications import BillingNotice
 from meterbill.bootstrap import Container
-from stripe_sandbox import Sandbox
 
-from .month import RENEWAL, START, Month, lookup, make_month
+from .month import RENEWAL, START, Month, lookup
 
 # Plans (src/meterbill/plans.toml): Starter $29 with 10,000 included then $0.001, Pro $99 with
 # 100,000 included then $0.0008.
@@ -27,14 +25,6 @@ USAGE = {
     "t-dash": ("starter", 20_000),     # moved to Pro in the dashboard on Jan 10
 }
 
-
-@pytest.fixture
-def month(container: Container, sandbox: Sandbox) -> Iterator[Month]:
-    made = make_month(container, sandbox)
-    try:
-        yield made
-    finally:
-        made.close()
 
 
 def play_the_month(month: Month) -> None:
