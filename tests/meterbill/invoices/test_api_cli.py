@@ -114,3 +114,14 @@ def test_a_renewal_finalized_before_meterbill_heard_of_it_is_counted_and_alerted
     with container.db.session() as session:
         keys = [n.dedupe_key for n in session.query(BillingNotice)]
     assert f"invoice_unverified:{item[0].invoice_id}" in keys
+
+
+def test_a_hold_finalized_in_stripes_dashboard_leaves_the_queue(month: Month,
+                                                                container: Container) -> None:
+    _, held = hold_one(month)
+    month.client.v1.invoices.finalize_invoice(held, params={"auto_advance": True})
+    assert container.invoice_review.remind() == {"held": 1, "reminded": 0}
+    item = container.invoice_review.get(held)
+    assert (item.status, item.decided_by) == ("approved", "Stripe (outside meterbill)")
+    assert item.decision_reason == "the invoice was made paid in Stripe"
+    assert container.invoice_review.list() == []

@@ -44,6 +44,7 @@ class ReviewItem(_View):
     period_start: datetime | None
     period_end: datetime | None
     checked_at: datetime
+    finalizes_at: datetime | None  # when Stripe would have finalized it, had it not been held
     stripe_lines: tuple[dict[str, Any], ...]
     expected_lines: tuple[dict[str, Any], ...]
     decided_at: datetime | None
@@ -71,6 +72,7 @@ def _item(row: InvoiceCheck) -> ReviewItem:
         currency=row.currency, stripe_total=row.stripe_total,
         expected_total=row.expected_total, difference=difference,
         period_start=row.period_start, period_end=row.period_end, checked_at=row.checked_at,
+        finalizes_at=row.finalizes_at,
         stripe_lines=tuple(json.loads(row.stripe_lines or "[]")),
         expected_lines=tuple(json.loads(row.expected_lines or "[]")),
         decided_at=row.decided_at, decided_by=row.decided_by,
@@ -216,7 +218,11 @@ class InvoiceReviewService:
                        for r in rows]
         reminded = 0
         for invoice_id, tenant_id, summary, last in waiting:
-            now = self.drafts.retrieve_draft(invoice_id).stripe_time or self.clock()
+            draft = self.drafts.retrieve_draft(invoice_id)
+            now = draft.stripe_time or self.clock()
+            if draft.status != "draft":
+                self._decided_outside(invoice_id, draft.status, now)
+                continue
             if now - last < self.remind_after:
                 continue
             with self.db.session() as session:
@@ -234,3 +240,17 @@ class InvoiceReviewService:
                     f"Invoice still held: {tenant_id}", detail, tenant_id=tenant_id))
                 reminded += 1
         return {"held": len(waiting), "reminded": reminded}
+
+    def _decided_outside(self, invoice_id: str, status: str, now: datetime) -> None:
+        """Someone finalized or voided the held draft in Stripe's dashboard: recorded as such,
+        so it leaves the queue and is not alerted again."""
+        with self.db.session() as session:
+            row = InvoiceCheckRepository(session).get(invoice_id, for_update=True)
+            if row is None or row.status != "held":
+                return
+            row.status = "voided" if status == "void" else "approved"
+            row.decided_at, row.decided_by = now, "Stripe (outside meterbill)"
+            row.decision_reason = f"the invoice was made {status} in Stripe"
+            row.review_seconds = max(0, int((now - row.checked_at).total_seconds()))
+        log.warning("invoice %s was held for review but is %s in Stripe now; recorded",
+                    invoice_id, status)
