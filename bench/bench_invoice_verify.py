@@ -47,7 +47,8 @@ RENEWAL = datetime(2026, 2, 1, tzinfo=UTC)
 WINDOW_SECONDS = 3600.0  # Stripe's draft hour
 READS_PER_SECOND = 25.0  # Stripe's test-mode read rate
 HELD_SHARE = 0.03
-OBJECT_ID = re.compile(r"^[a-z]+_(test_)?(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]+$")  # cus_, in_, mtr_test_
+# An object id in a path (cus_..., in_..., mtr_test_...), counted as {id}.
+OBJECT_ID = re.compile(r"^[a-z]+_(test_)?(?=[A-Za-z0-9]*[A-Z0-9])[A-Za-z0-9]+$")
 
 
 class CountingClient(SandboxHTTPClient):

@@ -5,13 +5,17 @@ finalized before meterbill heard of it is counted as unverified and alerted."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 
+from meterbill.adapters.db.notifications import BillingNotice
 from meterbill.bootstrap import Container
 from meterbill.entrypoints.api.app import create_app
+from meterbill.ports.webhooks import parse_event
+from stripe_sandbox import faults
 from tests.meterbill.cli.conftest import Run
+from tests.meterbill.webhooks.conftest import event_body
 
 from .month import RENEWAL, START, Month
 
@@ -109,8 +113,6 @@ def test_a_renewal_finalized_before_meterbill_heard_of_it_is_counted_and_alerted
     assert [(i.tenant_id, i.stripe_total) for i in item] == [("t-late", 9900)]
     figures = container.invoice_review.figures()
     assert figures.counts["unverified"] == 1 and figures.verified_before_finalization == 0.0
-    from meterbill.adapters.db.notifications import BillingNotice
-
     with container.db.session() as session:
         keys = [n.dedupe_key for n in session.query(BillingNotice)]
     assert f"invoice_unverified:{item[0].invoice_id}" in keys
@@ -125,3 +127,39 @@ def test_a_hold_finalized_in_stripes_dashboard_leaves_the_queue(month: Month,
     assert (item.status, item.decided_by) == ("approved", "Stripe (outside meterbill)")
     assert item.decision_reason == "the invoice was made paid in Stripe"
     assert container.invoice_review.list() == []
+
+
+def test_stripe_failing_during_the_check_is_retried_and_nothing_is_charged_meanwhile(
+        month: Month, container: Container) -> None:
+    for tenant in ("t-ok", "t-double"):
+        month.subscribe(tenant, "pro")
+        month.usage(tenant, 110_000, START + timedelta(hours=1), RENEWAL - timedelta(days=1))
+    month.live_until(RENEWAL - timedelta(days=3))
+    month.client.v1.billing.meter_events.create(params={
+        "event_name": "queries", "timestamp": int((RENEWAL - timedelta(days=5)).timestamp()),
+        "payload": {"stripe_customer_id": month.world.tenants["t-double"].customer_id,
+                    "value": "5000"}})
+    month.live_until(RENEWAL - timedelta(hours=1))
+    month.world.advance(RENEWAL + timedelta(minutes=10))  # drafted; meterbill not told yet
+    draft = month.invoice("t-double").id
+    injected = faults.install(month.sandbox)
+    injected.configure(error_rate=1.0, paths=(f"/v1/invoices/{draft}",))
+    failed = []
+    for event in month.sandbox.store.all("event"):
+        if event["id"] in month.seen or event["data"]["object"].get("id") != draft:
+            continue
+        month.seen.add(event["id"])
+        receipt = month.hooks.intake.store(parse_event(event_body(event)))
+        assert receipt.row_id is not None
+        result = month.hooks.processor.process(receipt.row_id)
+        failed.append((event["type"], result.outcome, receipt.row_id))
+    assert [(kind, outcome) for kind, outcome, _ in failed] == [("invoice.created", "failed")]
+    assert container.invoice_review.list(status=None) == []  # nothing recorded half-way
+    injected.configure()  # Stripe answers again; the inbox retries the event
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    month.hooks.processor.clock = lambda: later
+    assert month.hooks.processor.process(failed[0][2]).outcome == "handled"
+    assert [i.invoice_id for i in container.invoice_review.list()] == [draft]
+    month.advance(RENEWAL + timedelta(hours=3))
+    invoice = month.invoice("t-double")
+    assert (invoice.status, invoice.amount_paid) == ("draft", 0)
