@@ -11,6 +11,8 @@ import pytest
 
 from meterbill.adapters.db.notifications import BillingNotice
 from meterbill.bootstrap import Container
+from meterbill.domain.invoice_check import ReviewRules
+from meterbill.services.invoices.verify import VerifyOptions
 
 from .month import RENEWAL, START, Month, lookup
 
@@ -105,6 +107,13 @@ def test_a_month_clean_invoices_verified_faults_held_and_reviewed(month: Month,
     month.advance(RENEWAL + timedelta(hours=2))
     assert month.charged("t-clean-1") == [9900, 11500]
     assert month.charged("t-clean-2") == [2900, 3400]
+    for tenant in ("t-clean-1", "t-clean-2"):  # untouched: no update, no item from meterbill
+        invoice = month.invoice(tenant)
+        touched = [e for e in month.sandbox.store.all("event")
+                   if e["type"] in ("invoice.updated", "invoiceitem.created")
+                   and invoice.id in (e["data"]["object"].get("id"),
+                                      e["data"]["object"].get("invoice"))]
+        assert touched == [], tenant
 
     # Held invoices stay drafts, unpaid, however far the clock goes.
     month.live_until(RENEWAL + timedelta(days=2, hours=19))
@@ -152,3 +161,31 @@ def test_a_month_clean_invoices_verified_faults_held_and_reviewed(month: Month,
     # A decided invoice cannot be decided again.
     with pytest.raises(Exception, match="not held"):
         review.approve(price.invoice_id, by="ops@example.com", reason="again")
+
+
+def test_rules_hold_drafts_whose_numbers_agree(month: Month, container: Container) -> None:
+    container.invoice_verifier.options = VerifyOptions(
+        rules=ReviewRules(first_invoice=True, amount_above_cents=20_000))
+    month.subscribe("t-small", "starter")
+    month.subscribe("t-big", "pro")
+    month.usage("t-small", 12_000, START + timedelta(hours=1), RENEWAL - timedelta(days=1))
+    month.usage("t-big", 400_000, START + timedelta(hours=1), RENEWAL - timedelta(days=1))
+    month.live_until(RENEWAL + timedelta(minutes=30))
+    held = {item.tenant_id: item for item in container.invoice_review.list()}
+    assert {t: (i.reasons, i.difference) for t, i in held.items()} == {
+        "t-small": (("first invoice of the tenant",), 0),
+        "t-big": (("first invoice of the tenant", "amount $339.00 is above $200.00"), 0)}
+    assert held["t-big"].summary == ("t-big, Pro, Jan: $339.00 as expected; held: first invoice "
+                                     "of the tenant; amount $339.00 is above $200.00")
+    container.invoice_review.approve(held["t-small"].invoice_id, by="ops", reason="looked fine")
+    month.advance(RENEWAL + timedelta(hours=3))
+    assert month.charged("t-small") == [2900, 3100]
+    assert month.charged("t-big") == [9900]  # still held
+
+    # The next month, only the amount rule still holds.
+    month.usage("t-small", 12_000, RENEWAL + timedelta(hours=1),
+                RENEWAL + timedelta(days=27))
+    month.live_until(RENEWAL + timedelta(days=28, minutes=30))
+    second = [i for i in container.invoice_review.list(status=None)
+              if i.tenant_id == "t-small" and i.invoice_id != held["t-small"].invoice_id]
+    assert [(i.status, i.reasons) for i in second] == [("verified", ())]
