@@ -170,6 +170,11 @@ class StripeInvoiceDrafts:
             self.client.v1.invoices.update(invoice_id, params={"auto_advance": False},
                                            options=_opts(idempotency_key))
 
+    def release(self, invoice_id: str, *, idempotency_key: str) -> None:
+        with stripe_errors(f"release invoice {invoice_id}"):
+            self.client.v1.invoices.update(invoice_id, params={"auto_advance": True},
+                                           options=_opts(idempotency_key))
+
     def add_item(self, invoice_id: str, customer_id: str, amount: int, currency: str,
                  description: str, *, idempotency_key: str) -> str:
         with stripe_errors(f"add a correction to invoice {invoice_id}"):

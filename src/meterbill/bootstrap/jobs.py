@@ -55,8 +55,10 @@ TABLE = (
     _Entry("invoice-review",
            lambda s: _every(s.invoice_review_interval_seconds,
                             s.invoice_review_interval_seconds),
-           lambda c: c.invoice_review.remind(), leader=True,
-           description="alert again about held invoices nobody reviewed"),
+           lambda c: {**c.invoice_verifier.recheck_held(), **c.invoice_review.remind()},
+           leader=True,
+           description="release held invoices whose numbers caught up; alert again about "
+                       "the others nobody reviewed"),
 )
 
 

@@ -36,6 +36,10 @@ class InvoiceDraftsPort(Protocol):
         """`auto_advance=false`: Stripe will not finalize or charge it until told to."""
         ...
 
+    def release(self, invoice_id: str, *, idempotency_key: str) -> None:
+        """`auto_advance=true` again: Stripe finalizes it a grace period from now."""
+        ...
+
     def add_item(self, invoice_id: str, customer_id: str, amount: int, currency: str,
                  description: str, *, idempotency_key: str) -> str:
         """An invoice item on the draft (a correction); its id."""

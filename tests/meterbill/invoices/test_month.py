@@ -189,3 +189,35 @@ def test_rules_hold_drafts_whose_numbers_agree(month: Month, container: Containe
     second = [i for i in container.invoice_review.list(status=None)
               if i.tenant_id == "t-small" and i.invoice_id != held["t-small"].invoice_id]
     assert [(i.status, i.reasons) for i in second] == [("verified", ())]
+
+
+def test_a_hold_whose_numbers_catch_up_is_released_by_the_review_job(
+        month: Month, container: Container) -> None:
+    month.subscribe("t-late", "starter")
+    month.subscribe("t-double", "pro")
+    month.usage("t-late", 10_000, START + timedelta(hours=1), RENEWAL - timedelta(days=2))
+    month.usage("t-late", 3_000, RENEWAL - timedelta(hours=23), RENEWAL - timedelta(hours=5),
+                per_event=100)
+    month.usage("t-double", 110_000, START + timedelta(hours=1), RENEWAL - timedelta(days=2))
+    month.flush.skip.add(month.world.tenants["t-late"].customer_id)
+    month.live_until(RENEWAL - timedelta(days=3))
+    month.client.v1.billing.meter_events.create(params={
+        "event_name": "queries", "timestamp": int((RENEWAL - timedelta(days=5)).timestamp()),
+        "payload": {"stripe_customer_id": month.world.tenants["t-double"].customer_id,
+                    "value": "5000"}})
+    # Checked at 00:30 (t-late's last day missing in Stripe), then the daily sync sends it.
+    month.live_until(RENEWAL + timedelta(minutes=30))
+    assert {i.tenant_id for i in container.invoice_review.list()} == {"t-late", "t-double"}
+
+    run = container.jobs.run("invoice-review")
+    assert run.outcome == "ok", run
+    assert run.counts == {"rechecked": 2, "released": 1, "held": 1, "reminded": 0}
+    late = next(i for i in container.invoice_review.list(status=None) if i.tenant_id == "t-late")
+    assert (late.status, late.decided_by) == ("verified", "meterbill (re-check)")
+    assert late.decision_reason is not None and "-3,000" in late.decision_reason
+    assert [i.tenant_id for i in container.invoice_review.list()] == ["t-double"]
+    invoice = month.invoice("t-late")
+    assert invoice.auto_advance is True and invoice.automatically_finalizes_at is not None
+    month.advance(RENEWAL + timedelta(hours=3))
+    assert month.charged("t-late") == [2900, 3200]  # 13,000 queries: 3,000 over
+    assert month.charged("t-double") == [9900]  # still held

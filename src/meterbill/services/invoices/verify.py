@@ -155,6 +155,49 @@ class InvoiceVerifier:
                     detail, tenant_id=tenant_id))
         return f"invoice {invoice_id} {'held' if held else 'verified'}: {summary}"
 
+    # --- the invoice-review job: holds whose numbers caught up -------------------------------
+
+    def recheck_held(self) -> dict[str, int]:
+        """Compare again every draft held only because the numbers differed; release those that
+        agree now (`auto_advance=true`: Stripe finalizes it a grace period later).
+
+        Stripe aggregates meter events asynchronously ("meter event summaries provide an
+        eventually consistent view"), so usage flushed just before the check can be missing
+        from the first read; late usage a sync sent after the check catches up the same way.
+        A hold for a rule, or one whose numbers still differ, stays for a person."""
+        with self.db.session() as session:
+            held = [(row.invoice_id, row.summary) for row in InvoiceCheckRepository(
+                session).held() if json.loads(row.reasons or "[]") == ["numbers differ"]]
+        released = 0
+        for invoice_id, summary in held:
+            draft = self.drafts.retrieve_draft(invoice_id)
+            if draft.status != "draft" or draft.subscription_id is None:
+                continue  # acted on in Stripe: the reminder job records it
+            with self.db.session() as session:
+                tenant = TenantRepository(session).by_customer(draft.customer_id)
+                sub = SubscriptionRepository(session).get(draft.subscription_id)
+                if tenant is None or sub is None:
+                    continue
+                expected = self.expected(draft, tenant, sub)
+            if compare(draft.lines, expected.lines, self.options.tolerance_cents):
+                continue
+            self.drafts.release(invoice_id,
+                                idempotency_key=f"invoice-verify:{invoice_id}:release")
+            now = draft.stripe_time or self.clock()
+            with self.db.session() as session:
+                row = InvoiceCheckRepository(session).get(invoice_id, for_update=True)
+                if row is None or row.status != "held":
+                    continue
+                row.status, row.stripe_total = "verified", draft.total
+                row.stripe_lines = json.dumps(line_dicts(draft.lines))
+                row.decided_at, row.decided_by = now, "meterbill (re-check)"
+                row.decision_reason = f"Stripe's numbers now agree; held as: {summary}"
+                row.review_seconds = max(0, int((now - row.checked_at).total_seconds()))
+            log.info("invoice %s released: Stripe's numbers now agree with meterbill's",
+                     invoice_id)
+            released += 1
+        return {"rechecked": len(held), "released": released}
+
     def expected(self, draft: DraftInvoice, tenant: Tenant, sub: Subscription) -> Expected:
         """The draft's lines from meterbill's records: see the module's docstring."""
         start, end = draft.period_start, draft.period_end
