@@ -6,6 +6,7 @@ sandbox; `bootstrap.build` picks the adapters from these values and nothing else
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -132,6 +133,17 @@ class Settings(BaseSettings):
     # long the entitlement endpoint may reuse a tenant's usage total (0 = read it every time).
     dunning_policy_file: Path | None = None
     entitlement_usage_cache_seconds: float = Field(default=10.0, ge=0)
+    # Invoice verification (docs/invoice-verification.md): every subscription draft checked
+    # against meterbill's numbers; a difference above the tolerance holds it for review.
+    invoice_verification: bool = True
+    invoice_tolerance_cents: int = Field(default=0, ge=0)
+    invoice_hold_first: bool = False  # hold every tenant's first renewal invoice
+    invoice_hold_usage_multiple: Decimal = Field(default=Decimal(0), ge=0)  # 0 = off
+    invoice_hold_amount_above_cents: int = Field(default=0, ge=0)  # 0 = off
+    invoice_hold_proration: bool = False
+    invoice_hold_credit_balance: bool = False
+    invoice_review_remind_hours: float = Field(default=12.0, ge=0)  # 0 = no reminders
+    invoice_review_interval_seconds: float = Field(default=3600.0, ge=0)  # the reminder job
 
     @field_validator("stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
                      "link_signing_secret", "alert_webhook_url", "access_webhook_url",

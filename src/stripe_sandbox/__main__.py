@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="do not check parameters against stripe-python's types")
     parser.add_argument("--data", metavar="FILE",
                         help="keep state in FILE (JSON) across restarts")
+    parser.add_argument("--draft-grace-seconds", type=int, default=3600, metavar="SECONDS",
+                        help="how long a subscription's draft invoice waits before it is "
+                             "finalized (Stripe: an hour after invoice.created)")
 
     faults = parser.add_argument_group("limits and faults (all off by default)")
     faults.add_argument("--rate-limit", type=_rate, metavar="N",
@@ -124,6 +127,9 @@ def configure(sandbox: Sandbox, args: argparse.Namespace) -> None:
         shuffle_seconds=args.webhook_shuffle,
         delay_seconds=args.webhook_delay,
     )
+    if args.draft_grace_seconds < 0:
+        raise ValueError("--draft-grace-seconds must be 0 or more")
+    sandbox.config.draft_grace_seconds = args.draft_grace_seconds
     fault_config.validate()
     delivery_config.validate()
     faults.install(sandbox).configure(fault_config)

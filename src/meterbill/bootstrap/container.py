@@ -36,6 +36,8 @@ from ..services.billing.catalog_sync import CatalogSyncService
 from ..services.billing.customers import CustomerService
 from ..services.billing.subscriptions import SubscriptionPolicy, SubscriptionService
 from ..services.billing.tenants import TenantService
+from ..services.invoices.review import InvoiceReviewService
+from ..services.invoices.verify import InvoiceVerifier
 from ..services.jobs import JobRunner
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalLinks, PortalService
@@ -47,7 +49,7 @@ from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.repair import UsageRepair
 from ..services.usage.sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
-from ..services.webhooks.context import UsageFlushPort
+from ..services.webhooks.context import InvoiceCheckPort, NoInvoiceCheck, UsageFlushPort
 from . import parts
 from .jobs import schedule_table
 from .local import portal_links
@@ -134,6 +136,9 @@ class Container:
         lambda c: c.stripe_client_with(c.settings.stripe_usage_sync_timeout_seconds))
     webhook_gateway: ClassVar[_Part[StripeGateway]] = _Part(
         lambda c: StripeGateway(c.webhook_stripe_client))
+    # Invoice verification (the webhook handlers') and the review queue of held invoices.
+    invoice_verifier: ClassVar[_Part[InvoiceVerifier]] = _Part(parts.invoice_verifier)
+    invoice_review: ClassVar[_Part[InvoiceReviewService]] = _Part(parts.invoice_review)
 
     @property
     def notifier(self) -> Notifier:
@@ -174,6 +179,14 @@ class Container:
         if self.remote_usage_flush is not None:
             return self.remote_usage_flush
         return DeferredFlush(lambda: self.usage_sync)
+
+    @property
+    def invoice_check(self) -> InvoiceCheckPort:
+        """What `invoice.created` checks drafts with: nothing when INVOICE_VERIFICATION is off
+        or a CLI command runs beside the server that holds the usage store (it checks)."""
+        if not self.settings.invoice_verification or self.remote_usage_flush is not None:
+            return NoInvoiceCheck()
+        return self.invoice_verifier
 
     def stripe_client_with(self, timeout: float) -> stripe.StripeClient:
         """A Stripe client like the container's whose requests time out after `timeout` s."""

@@ -85,6 +85,13 @@ TABLE = (
            lambda c: c.overdue_invoices.run().as_dict(), leader=True,
            description="move tenants with emailed invoices long past due to the policy's "
                        "later overdue steps"),
+    _Entry("invoice-review",
+           lambda s: _every(s.invoice_review_interval_seconds,
+                            s.invoice_review_interval_seconds),
+           lambda c: {**c.invoice_verifier.recheck_held(), **c.invoice_review.remind()},
+           leader=True,
+           description="release held invoices whose numbers caught up; alert again about "
+                       "the others nobody reviewed"),
 )
 
 

@@ -1,6 +1,6 @@
 """How the container makes the parts it builds on first use (bootstrap/container.py): the
 outbox with its senders, the dunning service, the entitlement answers, the usage store and
-its sync on Stripe's meters, the billing portal."""
+its sync on Stripe's meters, the billing portal, invoice verification and its review queue."""
 
 from __future__ import annotations
 
@@ -16,11 +16,15 @@ from ..adapters.stripe_meters import RequestPacer
 from ..domain.clock import utcnow
 from ..domain.schedule import Every
 from ..domain.slo import load_slos
+from ..adapters.stripe_gateway import StripeGateway
+from ..adapters.stripe_invoices import StripeInvoiceDrafts
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
+from ..services.invoices.review import InvoiceReviewService
+from ..services.invoices.verify import InvoiceVerifier
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
 from ..services.operations.readiness import Readiness, ReadyChecks
@@ -166,3 +170,32 @@ def readiness(container: Container) -> Readiness:
     return Readiness(container.db, ReadyChecks(schema, usage_store, container.stripe_health),
                      stripe_cache_seconds=settings.ready_stripe_cache_seconds,
                      heartbeat_within=heartbeat, inbox_age_limit=limit)
+def _invoice_drafts(container: Container, gateway: StripeGateway) -> StripeInvoiceDrafts:
+    from ..services.billing.catalog_sync import PLAN_METADATA_KEY
+
+    return StripeInvoiceDrafts(gateway, plan_metadata_key=PLAN_METADATA_KEY)
+
+
+def invoice_verifier(container: Container) -> InvoiceVerifier:
+    """Invoice verification for the webhook handlers: Stripe through their gateway (its short
+    timeout), the usage store opened when the first draft is checked."""
+    from ..domain.invoice_check import ReviewRules
+    from ..services.invoices.verify import VerifyOptions
+
+    s = container.settings
+    rules = ReviewRules(first_invoice=s.invoice_hold_first,
+                        usage_multiple=s.invoice_hold_usage_multiple,
+                        amount_above_cents=s.invoice_hold_amount_above_cents,
+                        proration=s.invoice_hold_proration,
+                        credit_balance=s.invoice_hold_credit_balance)
+    return InvoiceVerifier(container.db, _invoice_drafts(container, container.webhook_gateway),
+                           lambda: container.usage_store, container.catalog, container.notifier,
+                           VerifyOptions(s.invoice_tolerance_cents, rules))
+
+
+def invoice_review(container: Container) -> InvoiceReviewService:
+    """The review queue and its actions (API, CLI, the console)."""
+    hours = container.settings.invoice_review_remind_hours
+    return InvoiceReviewService(container.db, _invoice_drafts(container, container.gateway),
+                                container.notifier,
+                                remind_after=timedelta(hours=hours) if hours > 0 else None)

@@ -88,6 +88,7 @@ def build_webhooks(container: Container, *, options: WebhookOptions | None = Non
     # Notices are recorded in the handler's transaction and sent right after its commit.
     processor_kwargs.setdefault("notifier", container.notifier)
     processor_kwargs.setdefault("on_notices", container.notifications.after_commit)
+    processor_kwargs.setdefault("invoices", container.invoice_check)
     processor = WebhookProcessor(container.db, stripe, container.catalog,
                                  dunning or container.dunning, usage or container.usage_flush,
                                  options, **processor_kwargs)

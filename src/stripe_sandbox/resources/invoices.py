@@ -184,6 +184,9 @@ def update(call: Call, invoice: str) -> dict[str, Any]:
             "automatically_finalizes_at"
         ]:
             obj["automatically_finalizes_at"] = at + call.sandbox.config.draft_grace_seconds
+        if obj["status"] == "draft" and not obj["auto_advance"]:
+            # Stripe: null when the draft is not scheduled to finalize; it waits for a finalize.
+            obj["automatically_finalizes_at"] = None
         if obj["status"] == "open" and not obj["auto_advance"]:
             obj["next_payment_attempt"] = None
     previous = {k: v for k, v in before.items() if obj.get(k) != v}

@@ -48,6 +48,12 @@ PROTECTED = [
     ("POST", "/admin/jobs/usage-sync/run", None),
     ("GET", "/status", None),
     ("GET", "/admin/drifts", None),
+    ("GET", "/invoices/review", None),
+    ("GET", "/invoices/review/figures", None),
+    ("GET", "/invoices/review/in_123", None),
+    ("POST", "/invoices/review/in_123/approve", {"by": "ops", "reason": "ok"}),
+    ("POST", "/invoices/review/in_123/correct", {"by": "ops", "reason": "ok"}),
+    ("POST", "/invoices/review/in_123/void", {"by": "ops", "reason": "ok"}),
 ]
 
 
@@ -112,6 +118,13 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/admin/usage/flush": ["post"],
         "/admin/jobs": ["get"],
         "/admin/jobs/{name}/run": ["post"],
+        # Invoice verification's review queue (docs/invoice-verification.md).
+        "/invoices/review": ["get"],
+        "/invoices/review/figures": ["get"],
+        "/invoices/review/{invoice_id}": ["get"],
+        "/invoices/review/{invoice_id}/approve": ["post"],
+        "/invoices/review/{invoice_id}/correct": ["post"],
+        "/invoices/review/{invoice_id}/void": ["post"],
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],

@@ -10,7 +10,8 @@ from meterbill.domain.schedule import Every
 from meterbill.entrypoints.cli.server import _start_schedule
 
 ALL = {"webhook-sweep", "notifications", "usage-sync", "overdue-invoices",
-       "subscription-reconcile", "webhook-catch-up", "webhook-catch-up-daily", "slo-check"}
+       "subscription-reconcile", "webhook-catch-up", "webhook-catch-up-daily", "slo-check",
+       "invoice-review"}
 
 
 def test_beat_and_the_inline_scheduler_read_the_same_table(container: Container) -> None:

@@ -21,6 +21,7 @@ from . import (
     customers,
     entitlement,
     health,
+    invoices,
     notifications,
     operations,
     portal,
@@ -41,7 +42,7 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router, operations.router)
+                                     admin_jobs.router, operations.router, invoices.router)
 # The billing-portal link of emails is authenticated by its own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, operations.public)
 

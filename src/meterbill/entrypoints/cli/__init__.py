@@ -13,6 +13,7 @@ from . import (
     admin,
     billing,
     dunning,
+    invoices,
     jobs,
     notifications,
     operations,
@@ -47,6 +48,7 @@ usage.usage_app.command("reconcile")(usage_sync.reconcile)
 app.add_typer(usage.usage_app, name="usage")
 app.add_typer(dunning.dunning_app, name="dunning")
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(invoices.invoices_app, name="invoices")
 app.command("worker")(worker.worker)
 
 

@@ -586,6 +586,10 @@ def store_subscription(session: DbSession, catalog: Catalog, tenant: Tenant,
     elif plan is not None:
         if plan != row.plan_type:  # a schedule's phase started: follow its items
             _follow_items(row, catalog.get(plan), record)
+            if row.pending_plan == plan and row.pending_plan_at is not None:
+                # meterbill's downgrade took effect: the ended period stays the old plan's
+                # (invoice verification prices its usage by it).
+                row.previous_plan, row.plan_changed_at = row.plan_type, row.pending_plan_at
         row.plan_type = plan
     if row.pending_plan is not None and (record.schedule_id is None
                                          or row.pending_plan == row.plan_type):

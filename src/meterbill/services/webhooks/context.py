@@ -77,6 +77,7 @@ class HandlerContext:
     dunning: DunningPort
     usage: UsageFlushPort
     notes: list[str] = field(default_factory=list)
+    invoices: InvoiceCheckPort = field(default_factory=lambda: NoInvoiceCheck())
     # Records notices in this transaction (the outbox); the processor sends them after commit.
     notifier: Notifier | None = None
     # Lock every tenant before reading Stripe (the processor's last try after conflicts).
@@ -198,3 +199,25 @@ class NoUsageFlush:
 
     def flush(self, customer_id: str, period_end: datetime) -> None:
         return None
+
+
+class InvoiceCheckPort(Protocol):
+    """Invoice verification's part in invoicing (services/invoices/verify.py)."""
+
+    def check(self, invoice_id: str) -> str:
+        """Verify a subscription's draft against meterbill's numbers, or hold it; a note."""
+        ...
+
+    def unchecked(self, invoice: InvoiceRecord, at: datetime) -> bool:
+        """A renewal finalized before it was checked: recorded and alerted once."""
+        ...
+
+
+class NoInvoiceCheck:
+    """An `InvoiceCheckPort` for wirings without verification (INVOICE_VERIFICATION=false)."""
+
+    def check(self, invoice_id: str) -> str:
+        return "invoice verification is off"
+
+    def unchecked(self, invoice: InvoiceRecord, at: datetime) -> bool:
+        return False

@@ -37,7 +37,14 @@ from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import StripeEventsPort
 from ..errors import LeaseLost, StaleTenant, UnknownCustomer
 from ..notifications.outbox import RecordOnlyNotifier, admin_alert
-from .context import DunningPort, HandlerContext, InboxEvent, UsageFlushPort
+from .context import (
+    DunningPort,
+    HandlerContext,
+    InboxEvent,
+    InvoiceCheckPort,
+    NoInvoiceCheck,
+    UsageFlushPort,
+)
 from .handlers import HANDLERS, Handler
 from .options import WebhookOptions
 
@@ -65,7 +72,8 @@ class WebhookProcessor:
                  dunning: DunningPort, usage: UsageFlushPort, options: WebhookOptions, *,
                  handlers: Mapping[str, Handler] = HANDLERS, clock: Clock = utcnow,
                  worker: str | None = None, notifier: Notifier | None = None,
-                 on_notices: Callable[[Sequence[int]], object] | None = None) -> None:
+                 on_notices: Callable[[Sequence[int]], object] | None = None,
+                 invoices: InvoiceCheckPort | None = None) -> None:
         self.db = db
         self.stripe = stripe
         self.catalog = catalog
@@ -78,6 +86,7 @@ class WebhookProcessor:
         self.notifier = notifier or RecordOnlyNotifier()
         # Called with the ids of the notices a transaction recorded, after it committed.
         self.on_notices = on_notices
+        self.invoices = invoices or NoInvoiceCheck()
 
     def process(self, row_id: int) -> ProcessResult:
         with self.db.session() as session:
@@ -104,7 +113,8 @@ class WebhookProcessor:
                         context = HandlerContext(session, self.stripe, self.catalog,
                                                  self.dunning, self.usage,
                                                  notifier=self.notifier,
-                                                 lock_first=run == CONFLICT_RUNS)
+                                                 lock_first=run == CONFLICT_RUNS,
+                                                 invoices=self.invoices)
                         status, note = "handled", handler(context, event)
                         context.confirm()
                     if not InboxRepository(session).finish(row_id, self.worker, status=status,

@@ -1,4 +1,5 @@
-"""`invoice.created` flushes the period's usage; `invoice.finalization_failed` alerts an admin.
+"""`invoice.created` flushes the period's usage and has the draft checked (invoice
+verification); `invoice.finalization_failed` alerts an admin.
 
 Stripe leaves a subscription's renewal invoice in draft for about an hour: usage reported before
 it finalizes lands on it. The flush itself is the usage issue's `UsageFlushPort`.
@@ -22,17 +23,23 @@ def handle_invoice_created(ctx: HandlerContext, event: InboxEvent) -> str:
     # Flush before taking the tenant's lock: the flush commits ledger rows in sessions of its
     # own, which on SQLite would wait for this transaction's write lock until it timed out.
     ctx.usage.flush(invoice.customer_id, invoice.period_end)
+    # Then check the draft against meterbill's numbers (and hold it if they differ), also in
+    # sessions of its own; a failed hold raises and the event is retried.
+    checked = ctx.invoices.check(invoice.id)
     tenant = ctx.tenant_for_customer(invoice.customer_id)
     return (f"tenant {tenant.tenant_id}: usage up to {invoice.period_end.isoformat()} flushed "
-            f"for draft invoice {invoice.id}")
+            f"for draft invoice {invoice.id}; {checked}")
 
 
 def handle_invoice_finalized(ctx: HandlerContext, event: InboxEvent) -> str:
     """An emailed invoice (collection send_invoice) is final: email it to the tenant with its
     hosted page and due date, once per invoice. A charged invoice needs no email here."""
     invoice = ctx.stripe.retrieve_invoice(event.object_id)
+    # A renewal that finalized before meterbill checked it is counted and alerted, once.
+    unchecked = ctx.invoices.unchecked(invoice, event.created)
     if invoice.collection_method != "send_invoice":
-        return f"invoice {invoice.id} is charged automatically; nothing to email"
+        return (f"invoice {invoice.id} is charged automatically; nothing to email"
+                + ("; it was finalized before meterbill could check it" if unchecked else ""))
     if invoice.status != "open" or not invoice.hosted_invoice_url:
         return f"invoice {invoice.id} is {invoice.status}; nothing to email"
     tenant = ctx.tenant_for_customer(invoice.customer_id)
