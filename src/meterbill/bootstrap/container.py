@@ -31,6 +31,7 @@ from ..services.access.overdue import OverdueInvoices
 from ..services.access.writer import TenantAccessService
 from ..services.billing.catalog_sync import CatalogSyncService
 from ..services.billing.customers import CustomerService
+from ..services.billing.invoices import InvoiceService
 from ..services.billing.subscriptions import SubscriptionPolicy, SubscriptionService
 from ..services.billing.tenants import TenantService
 from ..services.jobs import JobRunner
@@ -116,6 +117,8 @@ class Container:
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
+    # Tenants' invoices as Stripe has them (the console and the customer billing page).
+    invoices: ClassVar[_Part[InvoiceService]] = _Part(parts.invoices)
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
     webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(

@@ -11,11 +11,13 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
+from ..adapters.stripe_invoices import StripeInvoices
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
+from ..services.billing.invoices import InvoiceService
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
 from ..services.usage.sync import SyncOptions, UsageSyncService
@@ -118,3 +120,7 @@ def portal(container: Container) -> PortalService:
     return_url = settings.portal_return_url or (settings.public_url + "/billing/portal/return")
     return PortalService(container.db, container.portal_links,
                          StripePortal(container.stripe_client), return_url=return_url)
+
+
+def invoices(container: Container) -> InvoiceService:
+    return InvoiceService(container.db, StripeInvoices(container.gateway))

@@ -18,6 +18,9 @@ from meterbill.domain.clock import utcnow
 from . import (
     admin_jobs,
     admin_usage,
+    billing_links,
+    billing_page,
+    console,
     customers,
     entitlement,
     health,
@@ -39,9 +42,9 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router)
+                                     admin_jobs.router, billing_links.router)
 # The billing-portal link of emails is authenticated by its own signature.
-PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
+PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, billing_page.router)
 
 DESCRIPTION = """
 Billing automation for usage-based SaaS: tenants ↔ Stripe customers, plans, subscriptions.
@@ -77,6 +80,7 @@ def create_app(container: Container) -> FastAPI:
                            responses=ERROR_RESPONSES)
     # The token is checked before any body is read (see auth.TokenFirst).
     app.add_middleware(TokenFirst, token=token, routes=app.router.routes[first_protected:])
+    console.install(app, container, token)  # /admin: its own login, not the bearer token
     _serve_dated_openapi(app)
     _announce(container)
     return app

@@ -1,0 +1,176 @@
+"""The admin console over TestClient: login, sessions, CSRF, the rate limit, and each page."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from meterbill.bootstrap import Container
+from meterbill.entrypoints.api.console.auth import (
+    LOGIN_FAILURES,
+    SESSION_COOKIE,
+    hash_password,
+    parse_admin_users,
+    password_matches,
+)
+
+from ..conftest import API_TOKEN
+
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def login(api: TestClient, secret: str = API_TOKEN, user: str = "") -> Any:
+    form = api.get("/admin/login")
+    assert form.status_code == 200
+    token = CSRF.search(form.text)
+    assert token is not None
+    return api.post("/admin/login", data={"user": user, "secret": secret,
+                                          "csrf_token": token.group(1), "next": "/admin"},
+                    follow_redirects=False)
+
+
+def page_csrf(api: TestClient, path: str) -> str:
+    found = CSRF.search(api.get(path).text)
+    assert found is not None, f"{path} has no CSRF token"
+    return found.group(1)
+
+
+def test_pages_need_a_login(api: TestClient) -> None:
+    for path in ("/admin", "/admin/tenants", "/admin/webhooks", "/admin/operations",
+                 "/admin/notifications"):
+        answer = api.get(path, follow_redirects=False)
+        assert answer.status_code == 303, path
+        assert answer.headers["location"].startswith("/admin/login?next=/admin")
+    # The bearer token opens the API, not the console: the console has its own login.
+    answer = api.get("/admin", headers={"Authorization": f"Bearer {API_TOKEN}"},
+                     follow_redirects=False)
+    assert answer.status_code == 303
+
+
+def test_login_with_the_token_sets_a_strict_httponly_cookie(api: TestClient) -> None:
+    answer = login(api)
+    assert answer.status_code == 303 and answer.headers["location"] == "/admin"
+    cookie = next(c for c in answer.headers.get_list("set-cookie")
+                  if c.startswith(SESSION_COOKIE + "="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # development: plain http on localhost
+    overview = api.get("/admin")
+    assert overview.status_code == 200
+    assert "Sandbox mode" in overview.text and "MRR" in overview.text
+    assert "default-src 'self'" in overview.headers["content-security-policy"]
+
+
+def test_secure_cookie_outside_development(settings: Any, sandbox: Any) -> None:
+    from meterbill.entrypoints.api import create_app
+
+    from ..conftest import make_container, make_settings
+
+    production = make_settings(settings.database_url, environment="production")
+    container = make_container(production, sandbox)
+    try:
+        with TestClient(create_app(container), base_url="https://testserver") as api:
+            answer = login(api)
+            cookie = next(c for c in answer.headers.get_list("set-cookie")
+                          if c.startswith(SESSION_COOKIE + "="))
+            assert "Secure" in cookie
+    finally:
+        container.close()
+
+
+def test_a_wrong_secret_is_refused_and_limited(api: TestClient) -> None:
+    for _ in range(LOGIN_FAILURES):
+        answer = login(api, secret="wrong")
+        assert answer.status_code == 401
+        assert SESSION_COOKIE not in answer.cookies
+    limited = login(api)  # even the right token waits once the limit is reached
+    assert limited.status_code == 429
+    assert int(limited.headers["retry-after"]) > 0
+    assert "Too many failed logins" in limited.text
+
+
+def test_login_without_its_form_token_is_refused(api: TestClient) -> None:
+    answer = api.post("/admin/login", data={"user": "", "secret": API_TOKEN,
+                                            "csrf_token": "forged"}, follow_redirects=False)
+    assert answer.status_code == 403
+    assert api.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_configured_admin_users(settings: Any, sandbox: Any) -> None:
+    from meterbill.entrypoints.api import create_app
+
+    from ..conftest import make_container, make_settings
+
+    users = f"alice:{hash_password('correct horse', iterations=1000)}"
+    container = make_container(make_settings(settings.database_url,
+                                             console_admin_users=users), sandbox)
+    try:
+        with TestClient(create_app(container)) as api:
+            assert login(api, "wrong", user="alice").status_code == 401
+            assert login(api, "correct horse", user="alice").status_code == 303
+            assert ">alice<" in api.get("/admin").text
+    finally:
+        container.close()
+
+
+def test_password_hashes() -> None:
+    stored = hash_password("s3cret", iterations=1000)
+    assert password_matches("s3cret", stored) and not password_matches("other", stored)
+    with pytest.raises(ValueError, match="bob"):
+        parse_admin_users("bob:plaintext")
+
+
+def test_an_action_without_the_csrf_token_is_refused(
+        api: TestClient, subscribed: dict[str, Any], container: Container) -> None:
+    login(api)
+    tenant = subscribed["tenant_id"]
+    for data in ({}, {"csrf_token": "not-the-session-token"}):
+        answer = api.post(f"/admin/tenants/{tenant}/cancel", data={**data, "when": "now"},
+                          follow_redirects=False)
+        assert answer.status_code == 403
+    assert container.tenants.get(tenant).status == "trialing"  # nothing happened
+    token = page_csrf(api, f"/admin/tenants/{tenant}")
+    answer = api.post(f"/admin/tenants/{tenant}/cancel", data={"csrf_token": token,
+                                                               "when": "now"})
+    assert answer.status_code == 200
+    assert "Canceled now" in answer.text
+    assert container.tenants.get(tenant).status == "canceled"
+
+
+def test_logout_ends_the_session(api: TestClient) -> None:
+    login(api)
+    session = api.cookies.get(SESSION_COOKIE)
+    token = page_csrf(api, "/admin")
+    assert api.post("/admin/logout", data={"csrf_token": token},
+                    follow_redirects=False).status_code == 303
+    api.cookies.set(SESSION_COOKIE, session or "")  # the old cookie, replayed
+    assert api.get("/admin", follow_redirects=False).status_code == 303
+
+
+def test_every_page_renders(api: TestClient, subscribed: dict[str, Any],
+                            new_customer: Callable[..., dict[str, Any]]) -> None:
+    new_customer("lonely_tenant", "lonely@acme.test", "Lonely")
+    login(api)
+    tenant = subscribed["tenant_id"]
+    for path, expect in (("/admin", "Tenants by state"),
+                         ("/admin/tenants", tenant),
+                         ("/admin/tenants?state=trialing", tenant),
+                         ("/admin/tenants?q=lonely", "lonely_tenant"),
+                         (f"/admin/tenants/{tenant}", "Usage this period"),
+                         ("/admin/webhooks", "Webhook inbox"),
+                         ("/admin/operations", "Periodic jobs"),
+                         ("/admin/notifications", "Notifications")):
+        answer = api.get(path)
+        assert answer.status_code == 200, path
+        assert expect in answer.text, path
+    assert "lonely_tenant" not in api.get("/admin/tenants?state=trialing").text
+    assert "lonely_tenant" in api.get("/admin/tenants?state=other").text
+    assert api.get("/admin/tenants?state=bogus").status_code == 200  # says what to choose
+    assert "Choose one of" in api.get("/admin/tenants?state=bogus").text
+    assert api.get("/admin/tenants/nobody").status_code == 404
+    invoices = api.get(f"/admin/tenants/{tenant}").text
+    assert "/pdf" in invoices  # the first invoice, with its PDF link
+    assert api.get("/static/console.css").status_code == 200
