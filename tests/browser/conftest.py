@@ -71,8 +71,8 @@ class Server:
                       timeout=10).raise_for_status()
 
     def catch_up(self) -> None:
-        subprocess.run([_meterbill(), "webhooks", "catch-up", "--since", "1d"], cwd=self.root, env=_env(self),
-                       check=True, timeout=120)
+        subprocess.run([_meterbill(), "webhooks", "catch-up", "--since", "1d"],
+                       cwd=self.root, env=_env(), check=True, timeout=120)
 
 
 def _meterbill() -> str:
@@ -87,7 +87,7 @@ def _free_port() -> int:
         return port
 
 
-def _env(server: Server | None = None) -> dict[str, str]:
+def _env() -> dict[str, str]:
     settings = {name.upper() for name in Settings.model_fields}
     env = {k: v for k, v in os.environ.items() if k not in settings}
     env.update(METERBILL_API_TOKEN=TOKEN, LINK_SIGNING_SECRET=LINK_SECRET,

@@ -10,12 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meterbill.bootstrap import Container
+from meterbill.domain.passwords import hash_password, password_matches
 from meterbill.entrypoints.api.console.auth import (
     LOGIN_FAILURES,
     SESSION_COOKIE,
-    hash_password,
     parse_admin_users,
-    password_matches,
 )
 
 from ..conftest import API_TOKEN
@@ -174,3 +173,29 @@ def test_every_page_renders(api: TestClient, subscribed: dict[str, Any],
     invoices = api.get(f"/admin/tenants/{tenant}").text
     assert "/pdf" in invoices  # the first invoice, with its PDF link
     assert api.get("/static/console.css").status_code == 200
+
+
+def test_hash_password_command_makes_an_entry_that_logs_in(settings: Any,
+                                                           sandbox: Any) -> None:
+    from typer.testing import CliRunner
+
+    from meterbill.entrypoints.api import create_app
+    from meterbill.entrypoints.cli import app
+
+    from ..conftest import make_container, make_settings
+
+    runner = CliRunner()
+    short = runner.invoke(app, ["console", "hash-password", "carol", "--stdin"], input="short\n")
+    assert short.exit_code == 2 and "at least 12" in short.output
+    made = runner.invoke(app, ["console", "hash-password", "carol", "--stdin"],
+                         input="a long passphrase\n")
+    assert made.exit_code == 0, made.output
+    entry = made.output.strip()
+    assert entry.startswith("carol:pbkdf2_sha256$")
+    container = make_container(make_settings(settings.database_url,
+                                             console_admin_users=entry), sandbox)
+    try:
+        with TestClient(create_app(container)) as api:
+            assert login(api, "a long passphrase", user="carol").status_code == 303
+    finally:
+        container.close()

@@ -9,7 +9,18 @@ import typer
 
 from meterbill.entrypoints import worker
 
-from . import admin, billing, dunning, jobs, notifications, server, usage, usage_sync, webhooks
+from . import (
+    admin,
+    billing,
+    console,
+    dunning,
+    jobs,
+    notifications,
+    server,
+    usage,
+    usage_sync,
+    webhooks,
+)
 from .context import CliContext
 
 app = typer.Typer(
@@ -34,6 +45,7 @@ usage.usage_app.command("reconcile")(usage_sync.reconcile)
 app.add_typer(usage.usage_app, name="usage")
 app.add_typer(dunning.dunning_app, name="dunning")
 app.add_typer(jobs.jobs_app, name="jobs")
+app.add_typer(console.console_app, name="console")
 app.command("worker")(worker.worker)
 
 

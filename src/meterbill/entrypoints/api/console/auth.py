@@ -11,8 +11,6 @@ before there is a session, uses a double-submit cookie instead.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import secrets
 import threading
@@ -21,32 +19,14 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from meterbill.domain.passwords import password_matches
+
 SESSION_COOKIE = "meterbill_console"
 LOGIN_CSRF_COOKIE = "meterbill_login_csrf"
 SESSION_SECONDS = 8 * 3600
 MAX_SESSIONS = 1000
 LOGIN_FAILURES = 5  # per client address and window, then 429
 LOGIN_WINDOW_SECONDS = 300.0
-HASH_ITERATIONS = 600_000
-
-
-def hash_password(password: str, *, salt: str | None = None,
-                  iterations: int = HASH_ITERATIONS) -> str:
-    """`pbkdf2_sha256$iterations$salt$hash`, the form CONSOLE_ADMIN_USERS holds."""
-    salt = salt or secrets.token_urlsafe(12)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations)
-    return f"pbkdf2_sha256${iterations}${salt}${base64.b64encode(digest).decode()}"
-
-
-def password_matches(password: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, _ = stored.split("$", 3)
-        if scheme != "pbkdf2_sha256":
-            return False
-        expected = hash_password(password, salt=salt, iterations=int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(expected.encode(), stored.encode())
 
 
 def parse_admin_users(value: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT, PAD, AXIS = 600, 160, 4, 18
+WIDTH, HEIGHT, PAD, AXIS, TOP = 600, 170, 4, 18, 16
 
 
 def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[int]]],
@@ -18,15 +18,15 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Seq
     top = max([*totals, 1])
     slot = (WIDTH - 2 * PAD) / count
     bar = max(1.0, slot * 0.7)
-    plot = HEIGHT - AXIS - PAD
+    plot = HEIGHT - AXIS - TOP
     parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-label="{escape(title)}" preserveAspectRatio="none">',
+             f'aria-label="{escape(title)}">',
              f"<title>{escape(title)}</title>",
-             f'<line class="axis" x1="{PAD}" y1="{PAD + plot}" x2="{WIDTH - PAD}" '
-             f'y2="{PAD + plot}"/>']
+             f'<line class="axis" x1="{PAD}" y1="{TOP + plot}" x2="{WIDTH - PAD}" '
+             f'y2="{TOP + plot}"/>']
     for i, label in enumerate(labels):
         x = PAD + i * slot + (slot - bar) / 2
-        base = PAD + plot
+        base = float(TOP + plot)
         for css, values in series:
             height = plot * values[i] / top
             if height > 0:
@@ -34,9 +34,11 @@ def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Seq
                 parts.append(f'<rect class="{escape(css)}" x="{x:.1f}" y="{base:.1f}" '
                              f'width="{bar:.1f}" height="{height:.1f}"><title>'
                              f'{escape(label)}: {values[i]:,}{escape(unit)}</title></rect>')
-        if i in (0, count // 2, count - 1):
-            parts.append(f'<text x="{x + bar / 2:.1f}" y="{HEIGHT - 4}" '
-                         f'text-anchor="middle">{escape(label)}</text>')
-    parts.append(f'<text x="{WIDTH - PAD}" y="{PAD + 10}" text-anchor="end">'
-                 f"max {top:,}{escape(unit)}</text></svg>")
+        # The first, middle and last labels, kept inside the frame.
+        anchor = {0: ("start", PAD), count - 1: ("end", WIDTH - PAD)}.get(
+            i, ("middle", x + bar / 2)) if i in (0, count // 2, count - 1) else None
+        if anchor is not None:
+            parts.append(f'<text x="{anchor[1]:.1f}" y="{HEIGHT - 4}" '
+                         f'text-anchor="{anchor[0]}">{escape(label)}</text>')
+    parts.append(f'<text x="{PAD}" y="{TOP - 4}">highest {top:,}{escape(unit)}</text></svg>')
     return Markup("".join(parts))

@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from meterbill.domain.money import format_cents, format_unit_amount
 from meterbill.domain.tenant_states import LABELS
@@ -76,7 +76,3 @@ def page(request: Request, template: str, status_code: int = 200,
     body = ENV.get_template(template).render(request=request, **context)
     return HTMLResponse(body, status_code=status_code, headers=HEADERS)
 
-
-def flash_text(value: str | None) -> str:
-    """A short message carried in `?done=` after an action, shown escaped."""
-    return str(escape(value or ""))[:300]

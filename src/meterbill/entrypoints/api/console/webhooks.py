@@ -49,7 +49,8 @@ def event(request: Request, key: Annotated[str, Path(max_length=255)],
 
 
 @router.post("/{key}/replay", include_in_schema=False)
-def replay(key: Annotated[str, Path(max_length=255)], container: ContainerDep, form: FormDep) -> Response:
+def replay(key: Annotated[str, Path(max_length=255)], container: ContainerDep,
+           form: FormDep) -> Response:
     where = f"/admin/webhooks/{key}"
     try:
         row = container.webhook_components().admin.replay(key)
