@@ -33,6 +33,7 @@ PROTECTED = [
     ("GET", "/tenants/t_auth/usage", None),
     ("GET", "/tenants/t_auth/entitlement", None),
     ("GET", "/tenants/t_auth/timeline", None),
+    ("POST", "/tenants/t_auth/billing-link", None),
     ("POST", "/usage/events", {"events": []}),
     ("POST", "/usage/report", {"tenant_id": "t_auth", "subscription_id": "sub_1",
                                "query_count": 1}),
@@ -99,6 +100,7 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/tenants/{tenant_id}/usage": ["get"],
         "/tenants/{tenant_id}/entitlement": ["get"],
         "/tenants/{tenant_id}/timeline": ["get"],
+        "/tenants/{tenant_id}/billing-link": ["post"],
         "/usage/events": ["post"],
         "/usage/report": ["post"],
         "/dunning/process": ["post"],
@@ -113,6 +115,9 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],
+        "/billing/{tenant_id}": ["get"],
+        "/billing/{tenant_id}/statement.csv": ["get"],
+        "/billing/{tenant_id}/statement.pdf": ["get"],
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
@@ -33,6 +33,8 @@ router = APIRouter(prefix="/billing", tags=["billing page"])
 Expires = Annotated[str | None, Query(max_length=32)]
 Sig = Annotated[str | None, Query(max_length=128)]
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
+REFUSED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "Link changed, cut short or expired (a page saying what to do)"}}
 
 
 def _service(container: ContainerDep) -> CustomerBillingService:
@@ -52,8 +54,8 @@ def _refused(request: Request, error: MeterbillError) -> Response:
 
 
 @router.get("/{tenant_id}", summary="The customer's billing page (signed link)",
-            response_class=Response, responses={200: {"content": {"text/html": {}}},
-                                                403: {"description": "Link changed or expired"}})
+            response_class=Response,
+            responses={200: {"content": {"text/html": {}}}, **REFUSED})
 def billing_page(request: Request, tenant_id: TenantIdPath, container: ContainerDep,
                  expires: Expires = None, sig: Sig = None) -> Response:
     try:
@@ -75,7 +77,7 @@ def _statement(request: Request, container: ContainerDep, tenant_id: str,
 
 
 @router.get("/{tenant_id}/statement.csv", summary="Usage statement, per day, as CSV",
-            response_class=Response, responses={200: {"content": {"text/csv": {}}}})
+            response_class=Response, responses={200: {"content": {"text/csv": {}}}, **REFUSED})
 def statement_csv(request: Request, tenant_id: TenantIdPath, container: ContainerDep,
                   expires: Expires = None, sig: Sig = None) -> Response:
     usage = _statement(request, container, tenant_id, expires, sig)
@@ -93,7 +95,8 @@ def statement_csv(request: Request, tenant_id: TenantIdPath, container: Containe
 
 
 @router.get("/{tenant_id}/statement.pdf", summary="Usage statement, per day, as PDF",
-            response_class=Response, responses={200: {"content": {"application/pdf": {}}}})
+            response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}}, **REFUSED})
 def statement_pdf(request: Request, tenant_id: TenantIdPath, container: ContainerDep,
                   expires: Expires = None, sig: Sig = None) -> Response:
     usage = _statement(request, container, tenant_id, expires, sig)

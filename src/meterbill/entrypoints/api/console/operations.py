@@ -1,4 +1,5 @@
-"""`/admin/operations`: job runs, and the places for drifts and SLO status (not built yet)."""
+"""`/admin/operations`: usage drifts and job runs; the places for subscription drifts and SLO
+status (not built yet)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from meterbill.domain.errors import MeterbillError
+from meterbill.services.console.operations import usage_drifts
 
 from ..deps import ContainerDep
 from .common import FormDep, SessionDep, back_to
@@ -18,6 +20,7 @@ router = APIRouter(prefix="/admin/operations")
 def operations(request: Request, container: ContainerDep, session: SessionDep) -> Response:
     jobs = container.jobs
     return page(request, "console/operations.html", jobs=jobs.status(),
+                usage_drifts=usage_drifts(container.db),
                 runs=jobs.history(limit=50), done=request.query_params.get("done"),
                 failed=request.query_params.get("failed"))
 
