@@ -152,3 +152,25 @@ def _days(n: int) -> Any:
     from datetime import timedelta
 
     return timedelta(days=n)
+
+
+def test_keyboard_only(page: Any, server: Server) -> None:
+    """Log in and reach a tenant with the keyboard alone."""
+    page.goto(server.url + "/admin/tenants")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "user"
+    page.keyboard.press("Tab")
+    page.keyboard.type(TOKEN)
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/admin/tenants")
+    page.locator("#q").focus()
+    page.keyboard.type("initech")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"q=initech"))
+    link = page.locator("#tenants").get_by_role("link", name="initech")
+    link.focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(server.url + "/admin/tenants/initech")
+    assert page.locator("#tenant-state").inner_text() == "Trialing"

@@ -74,7 +74,7 @@ KINDS: Mapping[str, KindSpec] = {
 }
 
 # Facts the notifier adds itself; templates may use them for every kind.
-PROVIDED = ("portal_url", "public_base_url", "tenant_id", "kind")
+PROVIDED = ("portal_url", "billing_url", "public_base_url", "tenant_id", "kind")
 
 _STEP_PHRASES = {
     "retry": "we try the payment again",

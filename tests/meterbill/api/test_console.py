@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -199,3 +200,63 @@ def test_hash_password_command_makes_an_entry_that_logs_in(settings: Any,
             assert login(api, "a long passphrase", user="carol").status_code == 303
     finally:
         container.close()
+
+
+def test_notification_preview_is_the_rendered_email_in_a_sandbox(
+        api: TestClient, auth: dict[str, str], subscribed: dict[str, Any],
+        container: Container) -> None:
+    tenant = subscribed["tenant_id"]
+    step = api.post("/dunning/process", headers=auth, json={
+        "tenant_id": tenant, "failure_count": 1, "invoice_amount": 99.00})
+    assert step.status_code == 200, step.text
+    reminder = next(n for n in container.notifications.list(tenant_id=tenant)
+                    if n.kind == "dunning_reminder")
+    login(api)
+    listed = api.get(f"/admin/notifications?tenant={tenant}")
+    assert f"/admin/notifications/{reminder.id}" in listed.text
+    shown = api.get(f"/admin/notifications/{reminder.id}")
+    assert shown.status_code == 200
+    assert f'src="/admin/notifications/{reminder.id}/preview"' in shown.text
+    preview = api.get(f"/admin/notifications/{reminder.id}/preview")
+    assert preview.status_code == 200
+    assert preview.headers["content-security-policy"].startswith("sandbox;")
+    assert "$99.00" in preview.text  # the email as rendered for the customer
+    # The email carries the signed link to the customer's billing page, and it opens.
+    link = re.search(r'href="http://[^/"]+(/billing/' + tenant + r'\?[^"]+)"', preview.text)
+    assert link is not None
+    assert api.get(link.group(1).replace("&amp;", "&")).status_code == 200
+    timeline = api.get(f"/admin/tenants/{tenant}").text
+    assert "reminder" in timeline  # the access timeline lists the step
+
+
+def test_tenant_list_pages(api: TestClient,
+                           new_customer: Callable[..., dict[str, Any]]) -> None:
+    for n in range(27):
+        new_customer(f"page_{n:02d}", f"p{n}@acme.test", f"Page {n}")
+    login(api)
+    first = api.get("/admin/tenants")
+    assert "27 tenants, page 1 of 2" in first.text
+    assert "page_24" in first.text and "page_25" not in first.text
+    second = api.get("/admin/tenants?page=2")
+    assert "page_25" in second.text and "page_26" in second.text
+    assert "page_00" not in second.text
+
+
+def test_run_a_job_and_see_usage_drifts(api: TestClient, container: Container) -> None:
+    from meterbill.adapters.db.usage_ledger import UsageDrift, UsageDriftRepository
+
+    now = datetime.now(UTC)
+    with container.db.session() as session:  # what `usage reconcile` records on a drift
+        UsageDriftRepository(session).add(UsageDrift(
+            tenant_id="drifty", metric="queries", customer_id="cus_x", period_label="current",
+            period_start=now - timedelta(days=3), period_end=now, ours=1200, stripe=1000,
+            ledger=1200, diff=200))
+    login(api)
+    page = api.get("/admin/operations")
+    assert "drifty" in page.text and "1,200" in page.text
+    assert "lost on the way to Stripe" in page.text
+    token = page_csrf(api, "/admin/operations")
+    ran = api.post("/admin/operations/jobs/notifications/run", data={"csrf_token": token})
+    assert ran.status_code == 200 and "notifications: ok" in ran.text
+    assert api.post("/admin/operations/jobs/notifications/run",
+                    follow_redirects=False).status_code == 403  # no token, no run

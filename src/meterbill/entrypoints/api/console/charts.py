@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT, PAD, AXIS, TOP = 600, 170, 4, 18, 16
+WIDTH, HEIGHT, PAD, AXIS, TOP = 1000, 180, 4, 20, 18
 
 
 def bar_chart(title: str, labels: Sequence[str], series: Sequence[tuple[str, Sequence[int]]],
