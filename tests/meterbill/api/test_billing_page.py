@@ -94,3 +94,16 @@ def test_tampered_and_expired_links_are_refused(api: TestClient, auth: dict[str,
     expired = urlsplit(container.portal_links.url_for(tenant, "billing", expires=past))
     answer = api.get(f"{expired.path}?{expired.query}")
     assert answer.status_code == 403 and "Link expired" in answer.text
+
+
+def test_the_page_while_stripe_is_down_asks_to_try_again(
+        api: TestClient, auth: dict[str, str], subscribed: dict[str, Any],
+        stripe_down: tuple[Container, Any]) -> None:
+    from meterbill.entrypoints.api import create_app
+
+    link = billing_link(api, auth, subscribed["tenant_id"])
+    broken, _ = stripe_down
+    with TestClient(create_app(broken)) as down:
+        answer = down.get(link)
+        assert answer.status_code in (502, 503)
+        assert "Please try again" in answer.text

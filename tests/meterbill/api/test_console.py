@@ -260,3 +260,17 @@ def test_run_a_job_and_see_usage_drifts(api: TestClient, container: Container) -
     assert ran.status_code == 200 and "notifications: ok" in ran.text
     assert api.post("/admin/operations/jobs/notifications/run",
                     follow_redirects=False).status_code == 403  # no token, no run
+
+
+def test_a_tenant_page_while_stripe_is_down_says_so(
+        stripe_down: tuple[Container, Any], subscribed: dict[str, Any]) -> None:
+    from meterbill.entrypoints.api import create_app
+
+    broken, _ = stripe_down
+    with TestClient(create_app(broken)) as api:
+        login(api)
+        answer = api.get(f"/admin/tenants/{subscribed['tenant_id']}")
+        assert answer.status_code in (502, 503)
+        assert "not available just now" in answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        assert api.get("/admin").status_code == 200  # the overview needs no Stripe call

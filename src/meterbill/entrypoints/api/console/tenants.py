@@ -47,9 +47,10 @@ def tenant_page(request: Request, tenant_id: TenantIdPath, container: ContainerD
     try:
         detail = directory(container).detail(tenant_id)
     except MeterbillError as problem:
-        if problem.status != 404:
-            raise
-        return page(request, "console/not_found.html", 404, what=f"tenant {tenant_id}")
+        if problem.status == 404:
+            return page(request, "console/not_found.html", 404, what=f"tenant {tenant_id}")
+        # Stripe unreachable: say so on a page, not in the API's JSON.
+        return page(request, "console/problem.html", problem.status, message=problem.message)
     return page(request, "console/tenant.html", t=detail,
                 plans=[p.key for p in container.catalog.plans],
                 done=request.query_params.get("done"), failed=request.query_params.get("failed"),
