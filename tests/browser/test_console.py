@@ -42,6 +42,8 @@ def test_log_in_and_see_the_overview(page: Any, server: Server, tmp_path: Path) 
     assert "Sandbox mode" in page.locator(".banner").inner_text()
     # pro $99 + three starters at $29 (one past due); the trial pays nothing yet
     assert page.locator("#mrr").inner_text() == "$186.00"
+    # Paid this month: acme $99, globex $29 and wayne $29 (umbrella was declined).
+    assert page.locator("#revenue").inner_text() == "$157.00"
     assert page.locator("[data-state=past_due]").inner_text() == "1"
     assert page.locator("svg.chart").count() == 3
     shot(page, "console-overview", tmp_path)

@@ -274,3 +274,35 @@ def test_a_tenant_page_while_stripe_is_down_says_so(
         assert "not available just now" in answer.text
         assert answer.headers["content-type"].startswith("text/html")
         assert api.get("/admin").status_code == 200  # the overview needs no Stripe call
+
+
+def test_email_the_billing_link_over_smtp(settings: Any, sandbox: Any,
+                                          smtp_server: Any) -> None:
+    from meterbill.entrypoints.api import create_app
+
+    from ..conftest import make_container, make_settings
+
+    container = make_container(make_settings(settings.database_url,
+                                             smtp_url=smtp_server.url), sandbox)
+    try:
+        with TestClient(create_app(container)) as api:
+            customer = api.post("/customers", headers={"Authorization": f"Bearer {API_TOKEN}"},
+                                json={"tenant_id": "mailme", "email": "ap@mailme.test",
+                                      "name": "Mail Me"})
+            assert customer.status_code == 200, customer.text
+            login(api)
+            token = page_csrf(api, "/admin/tenants/mailme")
+            sent = api.post("/admin/tenants/mailme/send-billing-link",
+                            data={"csrf_token": token})
+            assert "in the outbox for ap@mailme.test" in sent.text
+            [message] = smtp_server.wait_for(1)
+            assert message.rcpt_tos == ["ap@mailme.test"]
+            link = re.search(r"http://\S+(/billing/mailme\?\S+)", message.text)
+            assert link is not None, message.text
+            assert "Billing for Mail Me" in api.get(link.group(1)).text
+            # A double click within the minute is one email.
+            api.post("/admin/tenants/mailme/send-billing-link", data={"csrf_token": token})
+            assert [n.kind for n in container.notifications.list(tenant_id="mailme")
+                    ].count("billing_link") == 1
+    finally:
+        container.close()

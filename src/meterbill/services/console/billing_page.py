@@ -7,12 +7,18 @@ whether or not the tenant exists: a guessed link learns nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ...domain.errors import MeterbillError
+from ...adapters.db.notifications import new_notice_ids
+from ...adapters.db.repositories import TenantRepository
+from ...adapters.db.session import Database
+from ...domain.clock import Clock, utcnow
+from ...domain.errors import Conflict, MeterbillError
+from ...ports.notify import Notice, Notifier
 from ...ports.webhooks import InvoiceRecord
 from ..billing.invoices import InvoiceService
-from ..billing.tenants import TenantService
+from ..billing.tenants import TenantService, unknown_tenant
 from ..errors import LinkRefused
 from ..notifications.portal_links import PortalLinks
 from ..usage.view import TenantUsage, UsageViewService
@@ -29,6 +35,39 @@ class CustomerBilling:
     invoices_problem: str | None
     portal_url: str  # the signed portal link, expiring with this page's link
     statement_url: str  # this page's link, for the CSV and PDF statements
+
+
+class BillingLinkSender:
+    """Emails a tenant the link to its billing page, through the outbox."""
+
+    def __init__(self, db: Database, notifier: Notifier,
+                 after_commit: Callable[[Sequence[int]], None], clock: Clock = utcnow) -> None:
+        self.db = db
+        self.notifier = notifier
+        self.after_commit = after_commit
+        self.clock = clock
+
+    def send(self, tenant_id: str) -> str:
+        """The address it goes to; `Conflict` for a tenant without an email address."""
+        with self.db.session() as session:
+            tenant = TenantRepository(session).get(tenant_id)
+            if tenant is None:
+                raise unknown_tenant(tenant_id)
+            if not tenant.email:
+                raise Conflict(f"Tenant {tenant_id} has no email address to send the link to.",
+                               code="no_email")
+            # One email per tenant and minute: a double click sends one.
+            minute = self.clock().strftime("%Y%m%dT%H%M")
+            self.notifier.enqueue(session, Notice(
+                kind="billing_link", dedupe_key=f"billing_link:{tenant_id}:{minute}",
+                tenant_id=tenant_id, detail=f"Billing page link sent to {tenant_id}",
+                facts={"email": tenant.email, "tenant_name": tenant.name,
+                       "plan": tenant.current_plan}))
+            recorded = list(new_notice_ids(session))
+            address = tenant.email
+        if recorded:
+            self.after_commit(recorded)
+        return address
 
 
 class CustomerBillingService:

@@ -82,15 +82,14 @@ class OverviewService:
             queries = ConsoleQueries(session)
             states = queries.tenants_by_state()
             paying = [s for s in queries.billed_subscriptions(PAYING) if s.plan_type in plans]
-            events = queries.inbox_since(min(since, month_start))
+            events = queries.inbox_since(since)
+            # Only the month's paid invoices are parsed, for what they collected.
+            revenue = sum(_amount_paid(p) for p in queries.payloads(PAID, month_start))
         succeeded = {day: 0 for day in days}
         failed = {day: 0 for day in days}
         received = {day: 0 for day in days}
         latency: dict[date, list[float]] = {day: [] for day in days}
-        revenue = 0
         for event in events:
-            if event.type == PAID and event.created >= month_start:
-                revenue += _amount_paid(event.payload)
             created = event.created.date()
             if event.type == PAID and created in succeeded:
                 succeeded[created] += 1

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from meterbill.domain.errors import Conflict, MeterbillError
 from meterbill.domain.tenant_states import STATES
-from meterbill.services.console.billing_page import CustomerBillingService
+from meterbill.services.console.billing_page import BillingLinkSender, CustomerBillingService
 
 from ..deps import ContainerDep
 from ..schemas import TenantIdPath
@@ -120,6 +120,17 @@ def billing_link(tenant_id: TenantIdPath, container: ContainerDep, form: FormDep
         return back_to(f"/admin/tenants/{tenant_id}", failed=problem.message)
     return back_to(f"/admin/tenants/{tenant_id}", done="A billing link for the customer "
                    f"(valid {container.settings.portal_link_days} days):", link=url)
+
+
+@router.post("/{tenant_id}/send-billing-link", include_in_schema=False)
+def send_billing_link(tenant_id: TenantIdPath, container: ContainerDep,
+                      form: FormDep) -> Response:
+    def work() -> str:
+        outbox = container.notifications
+        address = BillingLinkSender(container.db, outbox.notifier, outbox.after_commit
+                                    ).send(tenant_id)
+        return f"The billing link is in the outbox for {address}."
+    return _act(tenant_id, "Send the billing link", work)
 
 
 def raise_conflict(message: str) -> NoReturn:
