@@ -4,7 +4,8 @@ The browser is the system's Chromium (Debian's `chromium`), driven by Playwright
 `executable_path`: nothing is downloaded. Without it the tests skip, saying why, unless
 METERBILL_REQUIRE_BROWSER=1 (CI sets it), which makes a missing browser a failure.
 
-The server runs as `make run` runs it, in an empty temporary directory, with a known API token
+The server runs as `make run` runs it, in an empty temporary directory (on SQLite, and on a
+PostgreSQL schema of its own too when METERBILL_TEST_DATABASE_URL is set), with a known API token
 and link-signing secret, one attempt per webhook event (so a failed event is dead at once),
 and no Stripe retries. Seeding uses meterbill's own API, and the official stripe-python client
 against the server's sandbox for what only Stripe does (ending a trial, injecting a fault).
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,6 +31,8 @@ from typing import Any
 import httpx
 import pytest
 import stripe
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from meterbill.config import Settings
 
@@ -36,6 +40,7 @@ TOKEN = "browser-test-token-0123456789"
 LINK_SECRET = "browser-test-link-secret-0123456789"
 REQUIRE = "METERBILL_REQUIRE_BROWSER"
 START_TIMEOUT = 60.0
+PG_ENV = "METERBILL_TEST_DATABASE_URL"
 
 
 def chromium_path() -> str | None:
@@ -54,6 +59,7 @@ class Server:
     sandbox_url: str
     root: Path
     log: Path
+    env: dict[str, str]
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = httpx.request(method, self.url + path, timeout=60,
@@ -72,7 +78,7 @@ class Server:
 
     def catch_up(self) -> None:
         subprocess.run([_meterbill(), "webhooks", "catch-up", "--since", "1d"],
-                       cwd=self.root, env=_env(), check=True, timeout=120)
+                       cwd=self.root, env=self.env, check=True, timeout=120)
 
 
 def _meterbill() -> str:
@@ -97,14 +103,47 @@ def _env() -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("console-server")
+def _databases() -> list[Any]:
+    found: list[Any] = [pytest.param("sqlite", id="sqlite")]
+    if os.environ.get(PG_ENV):
+        found.append(pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres))
+    return found
+
+
+@contextlib.contextmanager
+def _database(kind: str) -> Iterator[dict[str, str]]:
+    """The server's DATABASE_URL: its default SQLite file, or a fresh PostgreSQL schema."""
+    if kind == "sqlite":
+        yield {}
+        return
+    base = make_url(os.environ[PG_ENV])
+    schema = f"b_{secrets.token_hex(6)}"
+    admin = create_engine(base)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = base.update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        yield {"DATABASE_URL": url.render_as_string(hide_password=False)}
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=_databases())
+def server(request: pytest.FixtureRequest,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with _database(request.param) as database:
+        yield from _serve(tmp_path_factory.mktemp(f"console-{request.param}"), database)
+
+
+def _serve(root: Path, database: dict[str, str]) -> Iterator[Server]:
     port = _free_port()
     log = root / "serve.log"
+    env = {**_env(), **database}
     with log.open("ab") as out:
         process = subprocess.Popen([_meterbill(), "serve", "--host", "127.0.0.1", "--port",
-                                    str(port)], cwd=root, env=_env(), stdin=subprocess.DEVNULL,
+                                    str(port)], cwd=root, env=env, stdin=subprocess.DEVNULL,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -118,7 +157,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 pytest.fail(f"meterbill serve did not answer:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
         record = json.loads((root / "var" / "meterbill.server.json").read_text())
-        running = Server(f"http://127.0.0.1:{port}", record["sandbox_url"].rstrip("/"), root, log)
+        running = Server(f"http://127.0.0.1:{port}", record["sandbox_url"].rstrip("/"), root,
+                         log, env)
         seed(running)
         yield running
     finally:
