@@ -306,3 +306,15 @@ def test_email_the_billing_link_over_smtp(settings: Any, sandbox: Any,
                     ].count("billing_link") == 1
     finally:
         container.close()
+
+
+def test_failed_logins_are_remembered_for_a_bounded_number_of_addresses() -> None:
+    from meterbill.entrypoints.api.console import auth as console_auth
+
+    limiter = console_auth.ConsoleAuth(token="t" * 20, users={}, secure_cookies=False)
+    for n in range(console_auth.MAX_TRACKED_CLIENTS + 50):
+        assert limiter.authenticate(f"10.0.{n // 256}.{n % 256}", "", "wrong") is None
+    assert len(limiter.failures) <= console_auth.MAX_TRACKED_CLIENTS
+    for _ in range(LOGIN_FAILURES):
+        limiter.authenticate("192.0.2.1", "", "wrong")
+    assert limiter.retry_after("192.0.2.1") is not None  # the newest are still counted

@@ -27,6 +27,7 @@ SESSION_SECONDS = 8 * 3600
 MAX_SESSIONS = 1000
 LOGIN_FAILURES = 5  # per client address and window, then 429
 LOGIN_WINDOW_SECONDS = 300.0
+MAX_TRACKED_CLIENTS = 10_000  # addresses with recent failures kept; older ones are dropped
 
 
 def parse_admin_users(value: str) -> dict[str, str]:
@@ -82,9 +83,22 @@ class ConsoleAuth:
         elif user in self.users and password_matches(secret, self.users[user]):
             name = user
         if name is None:
+            now = time.monotonic()
             with self.lock:
-                self.failures.setdefault(client, deque()).append(time.monotonic())
+                if client not in self.failures and len(self.failures) >= MAX_TRACKED_CLIENTS:
+                    self._forget_before(now - LOGIN_WINDOW_SECONDS)
+                self.failures.setdefault(client, deque()).append(now)
         return name
+
+    def _forget_before(self, cutoff: float) -> None:
+        """Drop clients whose last failure is older than `cutoff`; if none is, the oldest
+        half (a flood of addresses must not grow memory without bound)."""
+        stale = [c for c, times in self.failures.items() if not times or times[-1] <= cutoff]
+        if not stale:
+            by_age = sorted(self.failures, key=lambda c: self.failures[c][-1])
+            stale = by_age[: len(by_age) // 2]
+        for client in stale:
+            del self.failures[client]
 
     def start(self, user: str) -> str:
         session_id = secrets.token_urlsafe(32)
