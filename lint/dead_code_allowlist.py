@@ -15,3 +15,10 @@ stripe_request_id  # noqa
 as_of  # noqa
 # Read by API clients in a subscription's JSON: its trial will end with nothing to charge.
 trialing_without_payment_method  # noqa
+# Read by the console's and the billing page's Jinja2 templates (templates/console, billing).
+invoices_problem  # noqa
+portal_url  # noqa
+statement_url  # noqa
+median_ms  # noqa
+mrr  # noqa
+revenue_month  # noqa

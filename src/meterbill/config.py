@@ -23,7 +23,7 @@ DEFAULT_PUBLIC_BASE_URL = "http://127.0.0.1:8000"
 # Settings whose values never appear in logs or `check-config` output.
 _SECRET_FIELDS = {"stripe_secret_key", "stripe_webhook_secret", "meterbill_api_token",
                   "link_signing_secret", "alert_webhook_url", "access_webhook_url",
-                  "access_webhook_secret"}
+                  "access_webhook_secret", "console_admin_users"}
 
 
 class Settings(BaseSettings):
@@ -126,6 +126,8 @@ class Settings(BaseSettings):
     link_signing_secret: SecretStr | None = None  # signs portal links; default: from the token
     portal_link_days: int = 30
     portal_return_url: str | None = None
+    # Admin console users besides the API token: name:pbkdf2_sha256$... (comma-separated).
+    console_admin_users: SecretStr | None = None
     templates_dir: Path | None = None  # email template overrides, file by file
     notification_max_attempts: int = 8
     notification_send_interval_seconds: float = Field(default=30.0, gt=0)

@@ -64,6 +64,8 @@ KINDS: Mapping[str, KindSpec] = {
                                                 ("tenant_name", "plan", "invoice_id",
                                                  "customer_id", "expires_in_hours")),
     "admin_alert": KindSpec(("subject", "detail"), ("tenant_name",), to_admin=True),
+    # Sent from the console: the signed link to the customer's billing page (`billing_url`).
+    "billing_link": KindSpec(_TENANT, ("tenant_name", "plan")),
     # Invoices sent by email (collection send_invoice): the invoice with its link and due date,
     # then the overdue steps of the policy's [overdue] section.
     "invoice_sent": KindSpec(_TENANT + _INVOICE + ("invoice_url", "due_date"),
@@ -74,7 +76,7 @@ KINDS: Mapping[str, KindSpec] = {
 }
 
 # Facts the notifier adds itself; templates may use them for every kind.
-PROVIDED = ("portal_url", "public_base_url", "tenant_id", "kind")
+PROVIDED = ("portal_url", "billing_url", "public_base_url", "tenant_id", "kind")
 
 _STEP_PHRASES = {
     "retry": "we try the payment again",

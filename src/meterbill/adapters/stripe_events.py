@@ -98,6 +98,7 @@ def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
         collection_method=data.get("collection_method") or "charge_automatically",
         due_date=records.timestamp(data.get("due_date")),
         number=data.get("number"),
+        invoice_pdf=data.get("invoice_pdf"),
     )
 
 

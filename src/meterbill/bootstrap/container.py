@@ -34,6 +34,7 @@ from ..services.access.overdue import OverdueInvoices
 from ..services.access.writer import TenantAccessService
 from ..services.billing.catalog_sync import CatalogSyncService
 from ..services.billing.customers import CustomerService
+from ..services.billing.invoices import InvoiceService
 from ..services.billing.subscriptions import SubscriptionPolicy, SubscriptionService
 from ..services.billing.tenants import TenantService
 from ..services.invoices.review import InvoiceReviewService
@@ -128,6 +129,8 @@ class Container:
     slo_status: ClassVar[_Part[SloService]] = _Part(parts.slo_status)
     readiness: ClassVar[_Part[Readiness]] = _Part(parts.readiness)  # /ready (its Stripe cache)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
+    # Tenants' invoices as Stripe has them (the console and the customer billing page).
+    invoices: ClassVar[_Part[InvoiceService]] = _Part(parts.invoices)
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
     webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(

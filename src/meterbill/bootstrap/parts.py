@@ -12,17 +12,19 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
+from ..adapters.stripe_gateway import StripeGateway
+from ..adapters.stripe_invoice_drafts import StripeInvoiceDrafts
+from ..adapters.stripe_invoices import StripeInvoices
 from ..adapters.stripe_meters import RequestPacer
 from ..domain.clock import utcnow
 from ..domain.schedule import Every
 from ..domain.slo import load_slos
-from ..adapters.stripe_gateway import StripeGateway
-from ..adapters.stripe_invoices import StripeInvoiceDrafts
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
+from ..services.billing.invoices import InvoiceService
 from ..services.invoices.review import InvoiceReviewService
 from ..services.invoices.verify import InvoiceVerifier
 from ..services.notifications.outbox import NotificationService
@@ -170,6 +172,8 @@ def readiness(container: Container) -> Readiness:
     return Readiness(container.db, ReadyChecks(schema, usage_store, container.stripe_health),
                      stripe_cache_seconds=settings.ready_stripe_cache_seconds,
                      heartbeat_within=heartbeat, inbox_age_limit=limit)
+
+
 def _invoice_drafts(container: Container, gateway: StripeGateway) -> StripeInvoiceDrafts:
     from ..services.billing.catalog_sync import PLAN_METADATA_KEY
 
@@ -199,3 +203,8 @@ def invoice_review(container: Container) -> InvoiceReviewService:
     return InvoiceReviewService(container.db, _invoice_drafts(container, container.gateway),
                                 container.notifier,
                                 remind_after=timedelta(hours=hours) if hours > 0 else None)
+
+
+def invoices(container: Container) -> InvoiceService:
+    """A customer's invoices for the console and the billing page."""
+    return InvoiceService(container.db, StripeInvoices(container.gateway))

@@ -1,5 +1,7 @@
-"""What invoice verification needs from Stripe: a draft with its lines named by plan, and the
-four writes that hold, correct, finalize or void it. Every write carries an idempotency key."""
+"""What meterbill needs from Stripe about invoices: a customer's invoices and paying an open one
+(the console and the billing page), and a draft with its lines named by plan with the four
+writes that hold, correct, finalize or void it (invoice verification). Every write carries an
+idempotency key."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..domain.invoice_check import InvoiceLine
+from .webhooks import InvoiceRecord
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,13 @@ class InvoiceDraftsPort(Protocol):
         ...
 
     def void(self, invoice_id: str, *, idempotency_key: str) -> None: ...
+
+
+class InvoicesPort(Protocol):
+    def list_for_customer(self, customer_id: str, *, limit: int = 24) -> list[InvoiceRecord]:
+        """The customer's invoices, newest first (drafts included)."""
+        ...
+
+    def pay(self, invoice_id: str, *, idempotency_key: str) -> InvoiceRecord:
+        """Attempt payment of an open invoice now; raises `StripeCardError` on a decline."""
+        ...

@@ -102,6 +102,7 @@ class AlertPort(Protocol):
 
 
 class LinkPort(Protocol):
-    def url_for(self, tenant_id: str) -> str:
-        """A link to the tenant's billing portal that stays valid inside an email."""
+    def url_for(self, tenant_id: str, page: str = "portal") -> str:
+        """A link to the tenant's billing portal (or, `page="billing"`, its billing page) that
+        stays valid inside an email."""
         ...

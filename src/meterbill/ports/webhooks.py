@@ -56,6 +56,7 @@ class InvoiceRecord:
     collection_method: str = "charge_automatically"  # or send_invoice: emailed, never charged
     due_date: datetime | None = None  # send_invoice: when payment is due
     number: str | None = None
+    invoice_pdf: str | None = None  # the invoice as a PDF (Stripe hosts it)
 
 
 @dataclass(frozen=True)

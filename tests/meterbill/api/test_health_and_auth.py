@@ -33,6 +33,7 @@ PROTECTED = [
     ("GET", "/tenants/t_auth/usage", None),
     ("GET", "/tenants/t_auth/entitlement", None),
     ("GET", "/tenants/t_auth/timeline", None),
+    ("POST", "/tenants/t_auth/billing-link", None),
     ("POST", "/usage/events", {"events": []}),
     ("POST", "/usage/report", {"tenant_id": "t_auth", "subscription_id": "sub_1",
                                "query_count": 1}),
@@ -107,6 +108,7 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/tenants/{tenant_id}/usage": ["get"],
         "/tenants/{tenant_id}/entitlement": ["get"],
         "/tenants/{tenant_id}/timeline": ["get"],
+        "/tenants/{tenant_id}/billing-link": ["post"],
         "/usage/events": ["post"],
         "/usage/report": ["post"],
         "/dunning/process": ["post"],
@@ -133,6 +135,9 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/ready": ["get"],
         "/status": ["get"],
         "/admin/drifts": ["get"],
+        "/billing/{tenant_id}": ["get"],
+        "/billing/{tenant_id}/statement.csv": ["get"],
+        "/billing/{tenant_id}/statement.pdf": ["get"],
     }
 
 

@@ -18,6 +18,9 @@ from meterbill.domain.clock import utcnow
 from . import (
     admin_jobs,
     admin_usage,
+    billing_links,
+    billing_page,
+    console,
     customers,
     entitlement,
     health,
@@ -42,9 +45,11 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router, operations.router, invoices.router)
-# The billing-portal link of emails is authenticated by its own signature.
-PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, operations.public)
+                                     admin_jobs.router, operations.router, invoices.router,
+                                     billing_links.router)
+# The billing-portal and billing-page links of emails are authenticated by their own signature.
+PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, operations.public,
+                                 billing_page.router)
 
 DESCRIPTION = """
 Billing automation for usage-based SaaS: tenants ↔ Stripe customers, plans, subscriptions.
@@ -80,6 +85,7 @@ def create_app(container: Container) -> FastAPI:
                            responses=ERROR_RESPONSES)
     # The token is checked before any body is read (see auth.TokenFirst).
     app.add_middleware(TokenFirst, token=token, routes=app.router.routes[first_protected:])
+    console.install(app, container, token)  # /admin: its own login, not the bearer token
     app.add_middleware(RequestId)  # outermost: every line of the request carries its id
     _serve_dated_openapi(app)
     _announce(container)

@@ -12,6 +12,7 @@ from meterbill.entrypoints import worker
 from . import (
     admin,
     billing,
+    console,
     dunning,
     invoices,
     jobs,
@@ -49,6 +50,7 @@ app.add_typer(usage.usage_app, name="usage")
 app.add_typer(dunning.dunning_app, name="dunning")
 app.add_typer(jobs.jobs_app, name="jobs")
 app.add_typer(invoices.invoices_app, name="invoices")
+app.add_typer(console.console_app, name="console")
 app.command("worker")(worker.worker)
 
 

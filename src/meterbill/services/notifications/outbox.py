@@ -130,6 +130,7 @@ class OutboxNotifier:
         facts.setdefault("public_base_url", self.public_base_url)
         if not to_admin and notice.tenant_id and self.links is not None:
             facts.setdefault("portal_url", self.links.url_for(notice.tenant_id))
+            facts.setdefault("billing_url", self.links.url_for(notice.tenant_id, "billing"))
         return facts
 
     def _rendered(self, kind: str, facts: Mapping[str, Any]) -> dict[str, Any]:

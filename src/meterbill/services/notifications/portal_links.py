@@ -47,30 +47,37 @@ class PortalLinks:
         # A key of this process only (no secret configured): say so when a link is made.
         self.ephemeral = ephemeral
 
-    def signature(self, tenant_id: str, expires: int) -> str:
-        digest = hmac.new(self.key, f"portal:{tenant_id}:{expires}".encode(),
+    def signature(self, tenant_id: str, expires: int, page: str = "portal") -> str:
+        # The page is signed too: a link to one page never opens the other.
+        digest = hmac.new(self.key, f"{page}:{tenant_id}:{expires}".encode(),
                           hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    def url_for(self, tenant_id: str) -> str:
-        """A link to the tenant's billing portal, valid for `ttl` from now."""
+    def url_for(self, tenant_id: str, page: str = "portal", *,
+                expires: int | None = None) -> str:
+        """A link to the tenant's billing portal (or, `page="billing"`, its billing page at
+        `/billing/{tenant_id}`), valid for `ttl` from now or until `expires`."""
         if self.ephemeral:
             self.ephemeral = False
             log.warning("neither LINK_SIGNING_SECRET nor METERBILL_API_TOKEN is set: billing "
                         "links in emails are signed with a key of this process only and stop "
                         "working when it ends")
-        expires = int((self.clock() + self.ttl).timestamp())
-        query = urlencode({"expires": expires, "sig": self.signature(tenant_id, expires)})
-        return f"{self.base_url}/billing/portal/{quote(tenant_id, safe='')}?{query}"
+        if expires is None:
+            expires = int((self.clock() + self.ttl).timestamp())
+        query = urlencode({"expires": expires,
+                           "sig": self.signature(tenant_id, expires, page)})
+        path = "/billing/portal/" if page == "portal" else "/billing/"
+        return f"{self.base_url}{path}{quote(tenant_id, safe='')}?{query}"
 
-    def check(self, tenant_id: str, expires: str | int | None, sig: str | None) -> None:
+    def check(self, tenant_id: str, expires: str | int | None, sig: str | None,
+              page: str = "portal") -> None:
         """Raise `LinkRefused` unless the link was signed by us for this tenant and is live."""
         try:
             expiry = int(str(expires))
         except ValueError:
             raise LinkRefused("This billing link is incomplete. Use the whole link from the "
                               "email, or ask for a new one.") from None
-        expected = self.signature(tenant_id, expiry)
+        expected = self.signature(tenant_id, expiry, page)
         # Constant-time: the time taken must not reveal how much of a forged signature matched.
         if not sig or not hmac.compare_digest(expected.encode(), sig.encode()):
             raise LinkRefused("This billing link is not valid (it was changed or cut short). "

@@ -1,0 +1,1 @@
+"""What the admin console and the customer billing page show, gathered for their templates."""
