@@ -89,6 +89,7 @@ def new_item(sandbox: Sandbox, sub_id: str, price: dict[str, Any], quantity: int
         "created": at,
         "current_period_end": span[1],
         "current_period_start": span[0],
+        "current_trial": None,
         "discounts": [],
         "metadata": dict(metadata or {}),
         "plan": plan_of(price),
@@ -131,7 +132,6 @@ def items_of(sub: dict[str, Any]) -> list[dict[str, Any]]:
 
 def set_items(sub: dict[str, Any], items: list[dict[str, Any]]) -> None:
     sub["items"]["data"] = items
-    sub["items"]["total_count"] = len(items)
 
 
 def period(sub: dict[str, Any]) -> tuple[int, int]:
@@ -522,7 +522,7 @@ def invoice_paid(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any],
 
 
 def _has_overdue(sandbox: Sandbox, sub: dict[str, Any]) -> bool:
-    return any(inv.get("subscription") == sub["id"] and invoicing.is_overdue(inv)
+    return any(invoicing.subscription_of(inv) == sub["id"] and invoicing.is_overdue(inv)
                for inv in sandbox.store.all("invoice"))
 
 

@@ -9,9 +9,7 @@ boolean). A resource whose endpoints do not exist yet fails with the sandbox's 4
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from functools import cache
 from typing import Any
 
 import pytest
@@ -21,18 +19,17 @@ from stripe._object_classes import OBJECT_CLASSES, get_object_class
 from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
 
 from .fidelity_scenario import RESOURCES, Outcome, run
-from .stripe_reference import STRIPE_DATA
+from .stripe_reference import STRIPE_DATA, fixtures
 
 # Free-form maps: their keys are the caller's, not part of the resource's shape.
 FREE_FORM = {"metadata", "payload", "previous_attributes"}
 CONTAINERS = {"list", "search_result"}
 
 
-@cache
 def stripe_examples() -> dict[str, Any]:
     path = STRIPE_DATA / "fixtures3.json"
     assert path.is_file(), f"Stripe's reference objects are missing: {path}"
-    return json.loads(path.read_text())["resources"]
+    return fixtures()
 
 
 def _kind(value: Any) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import invoicing
 from ..engine import Call, Sandbox
 from ..router import Routes
 
@@ -45,7 +46,7 @@ def for_invoice(sandbox: Sandbox, invoice: dict[str, Any], intent_id: str, clien
         "customer": invoice["customer"],
         "customer_account": None,
         "description": f"Subscription update ({invoice['id']})"
-        if invoice.get("subscription") else None,
+        if invoicing.subscription_of(invoice) else None,
         "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,

@@ -39,7 +39,8 @@ ROOT_OBJECTS = (
 # --- a small reader of the declaration files ------------------------------------------------
 
 _COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
-_TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|([A-Za-z_$][\w$]*)|(\.\.\.|=>|[{}()\[\]<>;:,|&?=.*]))")
+_TOKEN = re.compile(r"\s*(?:('(?:[^'\\]|\\.)*')|([A-Za-z_$][\w$]*)"
+                    r"|(\.\.\.|=>|[{}()\[\]<>;:,|&?=.*]))")
 
 
 def tokenize(text: str) -> list[str]:
