@@ -263,6 +263,54 @@ def _trial_settings(p: dict[str, Any]) -> dict[str, Any] | None:
     return {"end_behavior": {"missing_payment_method": behavior}}
 
 
+_ANCHOR_FIELDS = {"day_of_month": (1, 31), "hour": (0, 23), "minute": (0, 59),
+                  "month": (1, 12), "second": (0, 59)}
+
+
+def _anchor_config(p: dict[str, Any], trial_end: int | None, unit: str
+                   ) -> dict[str, int | None] | None:
+    """`billing_cycle_anchor_config` as Stripe echoes it (the fields not given are null)."""
+    raw = p.get("billing_cycle_anchor_config")
+    if raw in (None, ""):
+        return None
+    name = "billing_cycle_anchor_config"
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("Invalid object", param=name)
+    if p.get("billing_cycle_anchor") not in (None, ""):
+        raise InvalidRequestError("You may only specify one of these parameters: "
+                                  "billing_cycle_anchor, billing_cycle_anchor_config.", param=name)
+    if unit not in ("month", "year"):
+        raise InvalidRequestError("`billing_cycle_anchor_config` is only valid with monthly and "
+                                  "yearly price intervals.", param=name)
+    if trial_end is not None:
+        raise InvalidRequestError("The sandbox does not combine a trial with "
+                                  "`billing_cycle_anchor_config`.", param=name)
+    config: dict[str, int | None] = {}
+    for field, (low, high) in _ANCHOR_FIELDS.items():
+        value = raw.get(field)
+        if value in (None, ""):
+            if field == "day_of_month":
+                raise InvalidRequestError(f"Missing required param: {name}[{field}].",
+                                          param=f"{name}[{field}]", code="parameter_missing")
+            config[field] = None
+            continue
+        number = as_int(value, f"{name}[{field}]")
+        if not low <= number <= high:
+            raise InvalidRequestError(f"{name}[{field}] must be between {low} and {high}.",
+                                      param=f"{name}[{field}]")
+        config[field] = number
+    if config["month"] is not None and unit != "year":
+        raise InvalidRequestError(f"{name}[month] applies to yearly prices only.",
+                                  param=f"{name}[month]")
+    return config
+
+
+def _utc_time(at: int) -> tuple[int, int, int]:
+    """Hour, minute and second of `at` in UTC: what the anchor keeps when they are not given."""
+    seconds = at % 86400
+    return seconds // 3600, seconds // 60 % 60, seconds % 60
+
+
 # --- subscriptions ---------------------------------------------------------------------------
 
 
@@ -297,6 +345,14 @@ def create(call: Call) -> dict[str, Any]:
             raise InvalidRequestError(
                 "billing_cycle_anchor must be in the future and no later than one billing "
                 "period from now.", param="billing_cycle_anchor")
+    config = _anchor_config(p, trial_end, unit)
+    reference = None
+    if config is not None:
+        anchor, reference = schedule.anchor_from_config(
+            at, unit, count, config["day_of_month"],
+            *(at_utc if config[k] is None else config[k]
+              for k, at_utc in zip(("hour", "minute", "second"), _utc_time(at), strict=True)),
+            month=config["month"])
     cancel_at = _cancel_at(p, at, None)
     trial_settings = _trial_settings(p)
     sub = _new_subscription(call, customer, at, targets)
@@ -310,6 +366,10 @@ def create(call: Call) -> dict[str, Any]:
     else:
         sub["billing_cycle_anchor"] = anchor or at
         state.set_period(sub, at, anchor or schedule.boundary(at, unit, count, 1))
+    if config is not None:
+        sub["billing_cycle_anchor_config"] = config
+        if reference != anchor:
+            sub["_cycle_reference"] = reference
     sub.update(
         collection_method=collection, days_until_due=days_until_due,
         default_payment_method=pm_id, description=nullable(p.get("description")),
