@@ -49,7 +49,7 @@ def test_the_first_of_the_month_prorates_the_first_invoice_then_bills_full_month
                                                                     ts(2026, 4, 1, 9))
     # 17 of March's 31 days at 31.00 a month.
     assert (first.amount_due, first.status) == (1700, "paid")
-    assert first.lines.data[0].parent.subscription_item_details.proration is True
+    assert first.lines.data[0].description.startswith("Remaining time on Seat after 15 Mar")
     advance(client, clock, ts(2026, 4, 1, 12))
     renewal = [inv for inv in client.v1.invoices.list(params={"subscription": sub.id}).data
                if inv.billing_reason == "subscription_cycle"]
