@@ -53,7 +53,8 @@ def test_the_first_of_the_month_prorates_the_first_invoice_then_bills_full_month
     advance(client, clock, ts(2026, 4, 1, 12))
     renewal = [inv for inv in client.v1.invoices.list(params={"subscription": sub.id}).data
                if inv.billing_reason == "subscription_cycle"]
-    assert [(inv.amount_due, inv.period_start) for inv in renewal] == [(3100, ts(2026, 4, 1, 9))]
+    assert [(inv.amount_due, inv.lines.data[0].period.start) for inv in renewal] == [
+        (3100, ts(2026, 4, 1, 9))]
     now = client.v1.subscriptions.retrieve(sub.id)["items"].data[0]
     assert (now.current_period_start, now.current_period_end) == (ts(2026, 4, 1, 9),
                                                                   ts(2026, 5, 1, 9))
