@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import invoicing
 from ..engine import Call, Sandbox
+from ..listing import public
 from ..router import Routes
 
 routes = Routes()
@@ -47,6 +48,7 @@ def for_invoice(sandbox: Sandbox, invoice: dict[str, Any], intent_id: str, clien
         "customer_account": None,
         "description": f"Subscription update ({invoice['id']})"
         if invoicing.subscription_of(invoice) else None,
+        "allowed_payment_method_types": None,
         "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,
@@ -59,6 +61,7 @@ def for_invoice(sandbox: Sandbox, invoice: dict[str, Any], intent_id: str, clien
         "payment_method_configuration_details": None,
         "payment_method_options": {},
         "payment_method_types": ["card"],
+        "payment_record": None,
         "processing": None,
         "receipt_email": None,
         "review": None,
@@ -101,8 +104,7 @@ def record_attempt(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
         "decline_code": decline_code,
         "doc_url": DOC_URL + code,
         "message": message,
-        "payment_method": {"id": pm["id"], "object": "payment_method", "type": pm.get("type")}
-        if pm is not None else None,
+        "payment_method": public(pm) if pm is not None else None,  # the whole object
     }
     intent.update(status="requires_payment_method", last_payment_error=error, next_action=None)
 
