@@ -28,6 +28,7 @@ from .errors import (
 from .listing import expand, expand_paths, include_fields, public, with_includes
 from .router import Route, Router
 from .store import Store
+from .unimplemented import refuse_unimplemented
 from .wire import decode_form, dumps
 
 
@@ -261,6 +262,7 @@ class Sandbox:
         includes = include_fields(params)
         if self.validator is not None:
             self.validator(route, params)
+        refuse_unimplemented(route.method, route.pattern, params)
         call = Call(self, method, path, params, request_id, key)
         result = route.handler(call, **path_params)
         if expand_list:

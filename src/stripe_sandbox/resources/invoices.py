@@ -346,6 +346,9 @@ def create_preview(call: Call) -> dict[str, Any]:
             raise InvalidRequestError(f"No such subscription: '{p['subscription']}'",
                                       param="subscription", code="resource_missing")
     customer_id = sub["customer"] if sub else p.get("customer")
+    if sub and p.get("customer") not in (None, "", sub["customer"]):
+        raise InvalidRequestError("The subscription does not belong to this customer.",
+                                  param="customer")
     customer = call.store.get("customer", customer_id) if customer_id else None
     if customer is None or customer.get("deleted"):
         raise InvalidRequestError(f"No such customer: '{customer_id}'", param="customer",

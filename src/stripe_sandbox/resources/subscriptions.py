@@ -30,11 +30,6 @@ MAX_TRIAL_DAYS = 730
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete",
                      "pending_if_incomplete")
 PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
-# Parameters Stripe takes that change what is billed and that the sandbox does not model:
-# refused rather than silently ignored.
-_UNSUPPORTED = ("add_invoice_items", "discounts", "backdate_start_date", "billing_thresholds",
-                "pending_invoice_item_interval", "billing_schedules", "default_tax_rates",
-                "transfer_data", "application_fee_percent", "pause_collection")
 _INCOMPLETE_EDITABLE = {"metadata", "default_payment_method", "default_source", "description",
                         "expand", "payment_settings", "cancellation_details"}
 
@@ -51,10 +46,8 @@ def cancel_now(sandbox: Sandbox, sub: dict[str, Any], request: Call | None = Non
 
 
 def _refuse_unsupported(p: dict[str, Any]) -> None:
-    for name in _UNSUPPORTED:
-        if p.get(name) not in (None, "", [], {}):
-            raise InvalidRequestError(
-                f"The sandbox does not support `{name}` on subscriptions.", param=name)
+    # The parameters the sandbox does not implement at all are refused by the engine
+    # (`unimplemented.REFUSED`); here, values of implemented ones that it does not model.
     tax = p.get("automatic_tax")
     if isinstance(tax, dict) and as_bool(tax.get("enabled", False), "automatic_tax[enabled]"):
         raise InvalidRequestError("The sandbox does not compute tax (`automatic_tax`).",
@@ -255,12 +248,20 @@ def _trial_settings(p: dict[str, Any]) -> dict[str, Any] | None:
     raw = p.get("trial_settings")
     if not isinstance(raw, dict):
         return None
-    behavior = (raw.get("end_behavior") or {}).get("missing_payment_method", "create_invoice")
+    end = raw.get("end_behavior") or {}
+    behavior = end.get("missing_payment_method", "create_invoice")
     if behavior not in ("cancel", "create_invoice", "pause"):
         raise InvalidRequestError("Invalid missing_payment_method: must be one of cancel, "
                                   "create_invoice, or pause",
                                   param="trial_settings[end_behavior][missing_payment_method]")
-    return {"end_behavior": {"missing_payment_method": behavior}}
+    # The anchor resets when a trial ends (`now`, Stripe's default); keeping it is not modelled.
+    anchor = end.get("billing_cycle_anchor")
+    if anchor not in (None, "", "now"):
+        raise InvalidRequestError(
+            "The sandbox does not implement trial_settings[end_behavior][billing_cycle_anchor]"
+            f"={anchor}; only `now`.", param="trial_settings[end_behavior][billing_cycle_anchor]")
+    return {"end_behavior": {"billing_cycle_anchor": anchor or None,
+                             "missing_payment_method": behavior}}
 
 
 _ANCHOR_FIELDS = {"day_of_month": (1, 31), "hour": (0, 23), "minute": (0, 59),
@@ -303,6 +304,27 @@ def _anchor_config(p: dict[str, Any], trial_end: int | None, unit: str
         raise InvalidRequestError(f"{name}[month] applies to yearly prices only.",
                                   param=f"{name}[month]")
     return config
+
+
+def _payment_settings(p: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`payment_settings[save_default_payment_method]` (`on_subscription`: a card the customer
+    pays with on the hosted page becomes the subscription's default); the rest is refused."""
+    raw = p.get("payment_settings")
+    if raw in (None, ""):
+        return current
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("Invalid object", param="payment_settings")
+    for key in raw:
+        if key != "save_default_payment_method":
+            raise InvalidRequestError(
+                f"The sandbox does not implement `payment_settings[{key}]`.",
+                param=f"payment_settings[{key}]")
+    save = raw.get("save_default_payment_method", current["save_default_payment_method"])
+    if save not in ("off", "on_subscription"):
+        raise InvalidRequestError("Invalid payment_settings[save_default_payment_method]: must "
+                                  "be one of off or on_subscription",
+                                  param="payment_settings[save_default_payment_method]")
+    return dict(current, save_default_payment_method=save)
 
 
 def _utc_time(at: int) -> tuple[int, int, int]:
@@ -382,6 +404,7 @@ def create(call: Call) -> dict[str, Any]:
         sub["cancel_at"] = state.period(sub)[1]
     if trial_settings:
         sub["trial_settings"] = trial_settings
+    sub["payment_settings"] = _payment_settings(p, sub["payment_settings"])
     if isinstance(p.get("billing_mode"), dict) and p["billing_mode"].get("type") == "classic":
         sub["billing_mode"] = {"type": "classic", "flexible": None, "updated_at": at}
     if trial_end is None and collection == "charge_automatically":
@@ -481,6 +504,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
     collection = _choice(p, "collection_method", ("charge_automatically", "send_invoice"),
                          sub["collection_method"])
     days_until_due = _days_until_due(p, collection, sub["days_until_due"])
+    payment_settings = _payment_settings(p, sub["payment_settings"])
     if plan.invoice_now:
         _precheck_charge(call, _customer(call, sub["customer"]), pm_id,
                          changes.immediate_total(sandbox, sub, plan), behavior)
@@ -497,6 +521,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
                 if key in p["cancellation_details"]:
                     sub["cancellation_details"][key] = nullable(p["cancellation_details"][key])
         sub["default_payment_method"] = pm_id
+        sub["payment_settings"] = payment_settings
         sub["collection_method"] = collection
         sub["days_until_due"] = days_until_due
         if "trial_settings" in p:
