@@ -3,11 +3,13 @@ client, against the sandbox on a port; its answers and events are checked agains
 types as the Python scenarios' are.
 
 `npm ci` installs the pinned package (`node/package-lock.json`) into `node/node_modules` when
-it is missing; the test skips, saying so, only when node or npm is not on the machine.
+it is missing; the test skips, saying so, only when node or npm is not on the machine (and
+fails then in CI, where `.ci/run` sets METERBILL_TEST_REQUIRE_NODE).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,8 +27,11 @@ NODE_DIR = Path(__file__).resolve().parent / "node"
 def _install() -> None:
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
-        pytest.skip("node and npm are needed for the stripe-node scenario "
-                    f"(node: {node or 'absent'}, npm: {npm or 'absent'})")
+        reason = ("node and npm are needed for the stripe-node scenario "
+                  f"(node: {node or 'absent'}, npm: {npm or 'absent'})")
+        if os.environ.get("METERBILL_TEST_REQUIRE_NODE"):  # CI: the scenario must run
+            pytest.fail(reason)
+        pytest.skip(reason)
     if not (NODE_DIR / "node_modules" / "stripe" / "package.json").is_file():
         done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
                               capture_output=True, text=True, timeout=300, check=False)

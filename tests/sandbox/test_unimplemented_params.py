@@ -22,6 +22,7 @@ import json
 import types
 import typing
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -297,3 +298,15 @@ def test_the_refusal_names_the_parameter_and_writes_nothing() -> None:
     assert (status, body["error"]["param"]) == (400, name)
     assert "does not implement" in body["error"]["message"]
     assert len(world.sandbox.store.all("subscription")) == before
+
+
+def test_the_readme_lists_exactly_the_refused_parameters() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- refused-parameters: start -->")[1].split(
+        "<!-- refused-parameters: end -->")[0]
+    listed: dict[tuple[str, str], set[str]] = {}
+    for row in block.strip().splitlines()[2:]:
+        route, names = (cell.strip() for cell in row.strip("|").split("|"))
+        method, pattern = route.strip("`").split(" ", 1)
+        listed[(method, pattern)] = {n.strip().strip("`") for n in names.split(",")}
+    assert listed == {key: set(names) for key, names in REFUSED.items()}
