@@ -423,7 +423,7 @@ def payment_method_for(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, A
     """Stripe's order: the invoice's, the subscription's, then the customer's default."""
     candidates = [invoice.get("default_payment_method")]
     if subscription_of(invoice):
-        sub = sandbox.store.get("subscription", subscription_of(invoice)) or {}
+        sub = sandbox.store.get("subscription", subscription_of(invoice) or "") or {}
         candidates.append(sub.get("default_payment_method"))
     customer = sandbox.store.get("customer", invoice["customer"]) or {}
     candidates.append((customer.get("invoice_settings") or {}).get("default_payment_method"))
@@ -547,7 +547,7 @@ def _tell_subscription(sandbox: Sandbox, invoice: dict[str, Any], at: int,
         return
     from . import subscription_state
 
-    sub = sandbox.store.get("subscription", subscription_of(invoice))
+    sub = sandbox.store.get("subscription", subscription_of(invoice) or "")
     if sub is None:
         return
     if paid:
@@ -629,7 +629,7 @@ def mark_overdue(sandbox: Sandbox, invoice: dict[str, Any], at: int) -> None:
     if subscription_of(invoice):
         from . import subscription_state
 
-        sub = sandbox.store.get("subscription", subscription_of(invoice))
+        sub = sandbox.store.get("subscription", subscription_of(invoice) or "")
         if sub is not None:
             subscription_state.invoice_overdue(sandbox, sub, invoice, at)
 

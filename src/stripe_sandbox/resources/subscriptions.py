@@ -370,11 +370,12 @@ def create(call: Call) -> dict[str, Any]:
     config = _anchor_config(p, trial_end, unit)
     reference = None
     if config is not None:
+        hour, minute, second = (at_utc if config[k] is None else int(config[k] or 0)
+                                for k, at_utc in zip(("hour", "minute", "second"),
+                                                     _utc_time(at), strict=True))
         anchor, reference = schedule.anchor_from_config(
-            at, unit, count, config["day_of_month"],
-            *(at_utc if config[k] is None else config[k]
-              for k, at_utc in zip(("hour", "minute", "second"), _utc_time(at), strict=True)),
-            month=config["month"])
+            at, unit, count, int(config["day_of_month"] or 1), hour, minute, second,
+            config["month"])
     cancel_at = _cancel_at(p, at, None)
     trial_settings = _trial_settings(p)
     sub = _new_subscription(call, customer, at, targets)

@@ -348,7 +348,6 @@ class Builder:
         self.types: dict[str, Any] = {}
         self.roots: dict[str, str] = {}  # object name → type id
         self.pending: list[Decl] = []
-        self.python_classes: dict[str, Any] = {}
 
     @staticmethod
     def type_id(decl: Decl) -> str:
