@@ -462,7 +462,7 @@ class Builder:
             if ref[0] == "ref" and ref[1] in _SCALARS:
                 if ref[1] == "string" and objects:
                     continue  # `string | Customer`: an expandable id, below
-                out.append({"kind": self.number_kind(where) if ref[1] == "number"
+                out.append({"kind": self.number_kind(decl, where) if ref[1] == "number"
                             else _SCALARS[ref[1]]})
             elif ref[0] == "ref":
                 out.append(self.reference(decl, ref[1], where, expandable=has_string))
@@ -504,32 +504,31 @@ class Builder:
             return {"kind": "map"}
         return {"kind": "any", "unresolved": name}
 
-    def number_kind(self, where: str) -> str:
-        """integer or number, as stripe-python annotates the same field."""
-        annotation = python_annotation(where)
-        if annotation is None:
-            return "number"
+    def number_kind(self, decl: Decl, where: str) -> str:
+        """integer or number, as stripe-python annotates the same field of the same class
+        (found through the `object` of the resource the declaration belongs to)."""
+        root = self.lookup(decl.file, decl.qname.split(".")[0])
+        kind = self.object_of(root) if root is not None else None
+        annotation = python_annotation(kind, where) if kind else None
         text = str(annotation)
-        if re.search(r"\bfloat\b", text):
+        if annotation is None or re.search(r"\bfloat\b", text):
             return "number"
-        if re.search(r"\bint\b", text):
-            return "integer"
-        return "number"
+        return "integer" if re.search(r"\bint\b", text) else "number"
 
 
 _SCALARS = {"string": "string", "number": "number", "boolean": "boolean", "true": "boolean",
             "false": "boolean", "void": "boolean", "any": "any", "unknown": "any"}
 
 
-def python_annotation(where: str) -> Any:
-    """stripe-python's annotation of `Type.Nested.field`, found through the object class."""
-    from stripe._object_classes import OBJECT_CLASSES
+def python_annotation(kind: str, where: str) -> Any:
+    """stripe-python's annotation of `Type.Nested.field` in the class of the object `kind`."""
+    from stripe._object_classes import get_object_class
 
-    by_name = {cls.__name__: cls for cls in _classes(OBJECT_CLASSES)}
-    parts = where.replace("[]", "").split(".")
-    cls = by_name.get({"EventBase": "Event"}.get(parts[0], parts[0]))
-    if cls is None:
+    try:
+        cls: Any = get_object_class("V1", kind)
+    except (KeyError, ValueError):
         return None
+    parts = where.replace("[]", "").split(".")
     for part in parts[1:-1]:
         cls = getattr(cls, part, None)
         if cls is None:
@@ -539,18 +538,6 @@ def python_annotation(where: str) -> Any:
         if parts[-1] in annotations:
             return annotations[parts[-1]]
     return None
-
-
-def _classes(table: dict[str, Any]) -> list[Any]:
-    import importlib
-
-    out = []
-    for value in table.values():
-        if isinstance(value, tuple):
-            module, name = value
-            value = getattr(importlib.import_module(module), name)
-        out.append(value)
-    return out
 
 
 def generate(package: Path = NODE_STRIPE) -> dict[str, Any]:
