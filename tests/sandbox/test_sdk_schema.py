@@ -21,6 +21,7 @@ from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
 
 from .billing_setup import advance, clock_and_customer, make_meter, make_plan, report_usage
 from .fidelity_scenario import run as run_fidelity_scenario
+from .node_setup import install_stripe_node
 from .sdk_schema import generate
 from .sdk_schema.check import SCHEMA_FILE, Checker, schema
 from .sdk_schema.recorder import SchemaRecorder
@@ -88,9 +89,7 @@ def test_every_answer_and_event_of_the_scenarios_has_stripes_types() -> None:
 
 def test_regenerating_the_schema_from_the_installed_sdks_gives_the_committed_file() -> None:
     recorded = schema()["provenance"]
-    if not (generate.NODE_STRIPE / "package.json").is_file():
-        pytest.skip("stripe-node is not installed in tests/sandbox/node (run `npm ci` there, "
-                    "or the stripe-node scenario test, which does)")
+    install_stripe_node()
     node = json.loads((generate.NODE_STRIPE / "package.json").read_text())["version"]
     installed = {"stripe-node": node, "stripe-python": stripe.VERSION}
     differ = {k: (recorded[k], v) for k, v in installed.items() if recorded[k] != v}

@@ -9,37 +9,17 @@ fails then in CI, where `.ci/run` sets METERBILL_TEST_REQUIRE_NODE).
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-from pathlib import Path
-
-import pytest
 
 from stripe_sandbox import Sandbox, SandboxConfig
 from stripe_sandbox.server import SandboxServer
 
+from .node_setup import NODE_DIR, install_stripe_node
 from .sdk_schema.recorder import SchemaRecorder
-
-NODE_DIR = Path(__file__).resolve().parent / "node"
-
-
-def _install() -> None:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        reason = ("node and npm are needed for the stripe-node scenario "
-                  f"(node: {node or 'absent'}, npm: {npm or 'absent'})")
-        if os.environ.get("METERBILL_TEST_REQUIRE_NODE"):  # CI: the scenario must run
-            pytest.fail(reason)
-        pytest.skip(reason)
-    if not (NODE_DIR / "node_modules" / "stripe" / "package.json").is_file():
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR,
-                              capture_output=True, text=True, timeout=300, check=False)
-        assert done.returncode == 0, f"npm ci failed:\n{done.stdout}\n{done.stderr}"
 
 
 def test_the_billing_scenario_through_stripe_node() -> None:
-    _install()
+    install_stripe_node()
     sandbox = Sandbox(SandboxConfig())
     recorder = SchemaRecorder(sandbox)
     server = SandboxServer(sandbox, port=0).start()
