@@ -210,7 +210,8 @@ def _expand_path(node: Any, parts: list[str], store: Store) -> None:
     if not isinstance(node, dict):
         return
     head, rest = parts[0], parts[1:]
-    if head not in node and f"_{head}" in node:  # an includable field (`expand[]=tiers`)
+    if head not in node and node.get(f"_{head}") is not None:
+        # An includable field (`expand[]=tiers`); a price without tiers has none to show.
         node[head] = node[f"_{head}"]
     if node.get("object") == "list" and head == "data":
         for item in node.get("data", []):
