@@ -106,6 +106,9 @@ def record_attempt(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
         "message": message,
         "payment_method": public(pm) if pm is not None else None,  # the whole object
     }
+    # Stripe leaves these out (rather than null) when there is none: no card, no decline code.
+    error = {k: v for k, v in error.items() if v is not None or k not in ("decline_code",
+                                                                         "payment_method")}
     intent.update(status="requires_payment_method", last_payment_error=error, next_action=None)
 
 
