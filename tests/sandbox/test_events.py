@@ -15,7 +15,7 @@ FIXTURES = fixtures()
 
 @pytest.fixture
 def sandbox() -> Sandbox:
-    """Not checked against Stripe's types (see conftest): these tests emit hand-made events
+    """Not checked against Stripe's types (see tests/conftest.py): these tests emit hand-made events
     around stub objects to test filtering and retention, not the objects' shapes."""
     return Sandbox(SandboxConfig())
 
