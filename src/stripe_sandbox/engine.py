@@ -25,9 +25,10 @@ from .errors import (
     SandboxError,
     UrlNotFoundError,
 )
-from .listing import expand, expand_paths, public
+from .listing import expand, expand_paths, include_fields, public, with_includes
 from .router import Route, Router
 from .store import Store
+from .unimplemented import refuse_unimplemented
 from .wire import decode_form, dumps
 
 
@@ -258,12 +259,15 @@ class Sandbox:
         route, path_params = found
         self.run_due(None, self.now())
         expand_list = expand_paths(params)
+        includes = include_fields(params)
         if self.validator is not None:
             self.validator(route, params)
+        refuse_unimplemented(route.method, route.pattern, params)
         call = Call(self, method, path, params, request_id, key)
         result = route.handler(call, **path_params)
         if expand_list:
             result = expand(result, expand_list, self.store)
+        result = with_includes(result, includes)
         return Response(200, dumps(public(result)), self._headers(request_id, key))
 
     def _headers(self, request_id: str, key: str | None) -> dict[str, str]:

@@ -95,11 +95,30 @@ def _pay(sandbox: Sandbox, invoice: dict[str, Any], page_url: str, body: bytes) 
         return Response(402, render_html(sandbox, invoice, "No payment method to charge.")
                         .encode(), {"Content-Type": "text/html; charset=utf-8"})
     paid = invoicing.attempt(sandbox, invoice, at, automatic=False, pm=pm, authenticated=True)
+    if paid and token:
+        _save_on_subscription(sandbox, invoice, pm)
     if not paid:
         error = (_intent(sandbox, invoice) or {}).get("last_payment_error") or {}
         return Response(402, render_html(sandbox, invoice, error.get("message") or "Declined.")
                         .encode(), {"Content-Type": "text/html; charset=utf-8"})
     return Response(303, b"", {"Location": page_url})
+
+
+def _save_on_subscription(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]) -> None:
+    """`payment_settings[save_default_payment_method]=on_subscription`: the card that paid the
+    subscription's invoice is attached to the customer and becomes the subscription's default."""
+    from . import invoicing
+    from .subscription_state import emit_updated, snapshot
+
+    sub = sandbox.store.get("subscription", invoicing.subscription_of(invoice) or "")
+    if sub is None or (sub.get("payment_settings") or {}).get(
+            "save_default_payment_method") != "on_subscription":
+        return
+    pm["customer"] = invoice["customer"]
+    sandbox.emit("payment_method.attached", pm)
+    before = snapshot(sub)
+    sub["default_payment_method"] = pm["id"]
+    emit_updated(sandbox, sub, before)
 
 
 def _day(ts: int | None) -> str:

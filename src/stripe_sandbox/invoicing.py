@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from . import schedule
 from .billing_math import invoice_totals
 from .errors import CardError, InvalidRequestError
+from .listing import public
 
 if TYPE_CHECKING:
     from .engine import Call, Sandbox
@@ -126,7 +127,7 @@ def blank_invoice(sandbox: Sandbox, customer: dict[str, Any], at: int, *, billin
         "issuer": {"type": "self"},
         "last_finalization_error": None,
         "latest_revision": None,
-        "lines": {"object": "list", "data": [], "has_more": False, "total_count": 0,
+        "lines": {"object": "list", "data": [], "has_more": False,
                   "url": f"/v1/invoices/{invoice_id}/lines"},
         "livemode": False,
         "metadata": {},
@@ -150,7 +151,6 @@ def blank_invoice(sandbox: Sandbox, customer: dict[str, Any], at: int, *, billin
         "status": "draft",
         "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None,
                                "paid_at": None, "voided_at": None},
-        "subscription": subscription["id"] if subscription else None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": customer.get("test_clock"),
@@ -260,7 +260,6 @@ def add_lines(invoice: dict[str, Any], lines: list[dict[str, Any]]) -> None:
 def recompute(invoice: dict[str, Any]) -> None:
     """Totals from the lines (no tax, no discounts); balance applies at finalization."""
     lines = invoice["lines"]["data"]
-    invoice["lines"]["total_count"] = len(lines)
     totals = invoice_totals([line["amount"] for line in lines], invoice["starting_balance"])
     invoice["subtotal"] = invoice["subtotal_excluding_tax"] = totals["subtotal"]
     invoice["total"] = invoice["total_excluding_tax"] = totals["total"]
@@ -372,7 +371,7 @@ def finalize(sandbox: Sandbox, invoice: dict[str, Any], at: int,
         sandbox.emit("invoice.finalization_failed", invoice, request=request)
         schedule.touch(sandbox, invoice)
         return invoice
-    if invoice.get("subscription"):
+    if subscription_of(invoice):
         from .subscription_state import refresh_usage
 
         refresh_usage(sandbox, invoice)
@@ -423,8 +422,8 @@ def finalize(sandbox: Sandbox, invoice: dict[str, Any], at: int,
 def payment_method_for(sandbox: Sandbox, invoice: dict[str, Any]) -> dict[str, Any] | None:
     """Stripe's order: the invoice's, the subscription's, then the customer's default."""
     candidates = [invoice.get("default_payment_method")]
-    if invoice.get("subscription"):
-        sub = sandbox.store.get("subscription", invoice["subscription"]) or {}
+    if subscription_of(invoice):
+        sub = sandbox.store.get("subscription", subscription_of(invoice) or "") or {}
         candidates.append(sub.get("default_payment_method"))
     customer = sandbox.store.get("customer", invoice["customer"]) or {}
     candidates.append((customer.get("invoice_settings") or {}).get("default_payment_method"))
@@ -510,11 +509,20 @@ def attempt(sandbox: Sandbox, invoice: dict[str, Any], at: int, *, request: Call
     schedule.touch(sandbox, invoice)
     _tell_subscription(sandbox, invoice, at, request, paid=False, final=final)
     if raise_on_failure:
-        extra = {"payment_method": {"id": pm["id"], "object": "payment_method"}} if pm else {}
+        # Stripe's card error carries the whole payment method, as its own endpoint shows it.
+        extra = {"payment_method": public(pm)} if pm else {}
         if pm is None:
             raise InvalidRequestError(message, code=code)
         raise CardError(message, code=code, decline_code=decline_code, extra=extra)
     return False
+
+
+def subscription_of(invoice: dict[str, Any]) -> str | None:
+    """The invoice's subscription: `parent.subscription_details.subscription` (Stripe removed
+    the top-level `invoice.subscription` in 2025-03-31.basil)."""
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    sub_id = details.get("subscription")
+    return str(sub_id) if sub_id else None
 
 
 def _retries_apply(invoice: dict[str, Any]) -> bool:
@@ -535,11 +543,11 @@ def _next_retry(sandbox: Sandbox, invoice: dict[str, Any]) -> int | None:
 
 def _tell_subscription(sandbox: Sandbox, invoice: dict[str, Any], at: int,
                        request: Call | None, *, paid: bool, final: bool) -> None:
-    if not invoice.get("subscription"):
+    if not subscription_of(invoice):
         return
     from . import subscription_state
 
-    sub = sandbox.store.get("subscription", invoice["subscription"])
+    sub = sandbox.store.get("subscription", subscription_of(invoice) or "")
     if sub is None:
         return
     if paid:
@@ -592,7 +600,7 @@ def release_items(sandbox: Sandbox, invoice: dict[str, Any], keep_on_invoice: bo
 def stop_collection(sandbox: Sandbox, subscription_id: str) -> None:
     """After a subscription is canceled, Stripe stops automatic collection of its invoices."""
     for invoice in sandbox.store.all("invoice"):
-        if invoice.get("subscription") == subscription_id and invoice["status"] == "open":
+        if subscription_of(invoice) == subscription_id and invoice["status"] == "open":
             invoice["auto_advance"] = False
             invoice["next_payment_attempt"] = None
             schedule.touch(sandbox, invoice)
@@ -618,10 +626,10 @@ def mark_overdue(sandbox: Sandbox, invoice: dict[str, Any], at: int) -> None:
     invoice["_overdue_at"] = at
     sandbox.emit("invoice.overdue", invoice)
     schedule.touch(sandbox, invoice)
-    if invoice.get("subscription"):
+    if subscription_of(invoice):
         from . import subscription_state
 
-        sub = sandbox.store.get("subscription", invoice["subscription"])
+        sub = sandbox.store.get("subscription", subscription_of(invoice) or "")
         if sub is not None:
             subscription_state.invoice_overdue(sandbox, sub, invoice, at)
 

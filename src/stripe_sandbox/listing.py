@@ -54,7 +54,9 @@ def paginate(objs: Iterable[dict[str, Any]], params: dict[str, Any], url: str) -
         page, has_more = window[-limit:], len(window) > limit
     else:
         page, has_more = ordered[:limit], len(ordered) > limit
-    return {"object": "list", "data": page, "has_more": has_more, "url": url}
+    # `total_count` only for `include[]=total_count` (see `with_includes`).
+    return {"object": "list", "data": page, "has_more": has_more, "url": url,
+            "_total_count": len(ordered)}
 
 
 def created_filter(
@@ -209,7 +211,8 @@ def _expand_path(node: Any, parts: list[str], store: Store) -> Any:
         return node
     node = dict(node)  # this level only: the store's object stays as it is
     head, rest = parts[0], parts[1:]
-    if head not in node and f"_{head}" in node:  # an includable field (`expand[]=tiers`)
+    if head not in node and node.get(f"_{head}") is not None:
+        # An includable field (`expand[]=tiers`); a price without tiers has none to show.
         node[head] = node[f"_{head}"]
     if node.get("object") == "list" and head == "data":
         node["data"] = [_expand_path(item, rest, store) for item in node.get("data", [])]
@@ -232,10 +235,42 @@ def expand_paths(params: dict[str, Any]) -> list[str]:
     return [str(p) for p in as_list(params.pop("expand", None), "expand")]
 
 
-def public(obj: Any) -> Any:
-    """A copy without the sandbox's private bookkeeping (keys starting with `_`)."""
+def include_fields(params: dict[str, Any]) -> list[str]:
+    """`include[]=total_count`, the one optional field of Stripe's lists; taken out of the
+    params as `expand` is, since stripe-python's parameter types do not declare it."""
+    fields = [str(p) for p in as_list(params.pop("include", None), "include")]
+    for index, name in enumerate(fields):
+        if name != "total_count":
+            raise InvalidRequestError(
+                f"The sandbox supports only `total_count` in `include` (got `{name}`).",
+                param=f"include[{index}]")
+    return fields
+
+
+def with_includes(result: Any, fields: list[str]) -> Any:
+    if "total_count" in fields and isinstance(result, dict) and "_total_count" in result:
+        return dict(result, total_count=result["_total_count"])
+    return result
+
+
+# Optional keys that Stripe leaves out, rather than sending null, when they have no value
+# (its types declare them `key?: T`): by the object, or the key, that holds them.
+_OMITTED_WHEN_NULL: dict[str, tuple[str, ...]] = {
+    "subscription_item": ("quantity",),  # metered items
+    "pricing": ("price_details",),  # an invoice item or line for a plain amount
+    "items": ("quantity",),  # a schedule phase's or a portal flow's metered items
+}
+
+
+def public(obj: Any, holder: str = "") -> Any:
+    """The wire copy: without the sandbox's private bookkeeping (keys starting with `_`), and
+    without the keys Stripe omits when they are null."""
     if isinstance(obj, dict):
-        return {k: public(v) for k, v in obj.items() if not k.startswith("_")}
+        out = {k: public(v, k) for k, v in obj.items() if not k.startswith("_")}
+        for key in _OMITTED_WHEN_NULL.get(str(out.get("object") or holder), ()):
+            if key in out and out[key] is None:
+                del out[key]
+        return out
     if isinstance(obj, list):
-        return [public(v) for v in obj]
+        return [public(v, holder) for v in obj]
     return obj

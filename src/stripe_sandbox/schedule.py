@@ -49,6 +49,36 @@ def boundary(anchor: int, interval: str, count: int, n: int) -> int:
     return add_months(anchor, n * months)
 
 
+def anchor_from_config(at: int, interval: str, count: int, day_of_month: int,
+                       hour: int, minute: int, second: int, month: int | None) -> tuple[int, int]:
+    """`billing_cycle_anchor_config`: the first anchor strictly after `at` on `day_of_month`
+    (the month's last day when it is shorter) at `hour:minute:second` UTC, in `month` for
+    yearly prices; and the reference later boundaries count from, a month holding the day, so
+    that day 31 first anchored on Feb 28 renews on Mar 31."""
+
+    def at_day(index: int, day: int) -> int:
+        year, month0 = divmod(index, 12)
+        day = min(day, calendar.monthrange(year, month0 + 1)[1])
+        return int(datetime(year, month0 + 1, day, hour, minute, second, tzinfo=UTC)
+                   .timestamp())
+
+    start = datetime.fromtimestamp(at, tz=UTC)
+    index = start.year * 12 + start.month - 1
+    if month is not None:
+        index += (month - start.month) % 12
+    while at_day(index, day_of_month) <= at:
+        index += 1 if month is None else 12
+    anchor = at_day(index, day_of_month)
+    months = count * (12 if interval == "year" else 1)
+    reference = index
+    for _ in range(12):
+        year, month0 = divmod(reference, 12)
+        if calendar.monthrange(year, month0 + 1)[1] >= day_of_month:
+            break
+        reference -= months
+    return anchor, at_day(reference, day_of_month)
+
+
 def next_boundary(anchor: int, interval: str, count: int, after: int) -> int:
     """The first boundary strictly after `after` (boundaries are counted from `anchor`)."""
     if after < anchor:

@@ -42,6 +42,7 @@ from .billing_math import exact_amount, line_amount, prorated_amount
 from .errors import InvalidRequestError
 from .subscription_state import (
     _quantity_text,
+    cycle_anchor,
     cycle_lines,
     draft_invoice,
     interval,
@@ -390,6 +391,7 @@ def invoice_now(sandbox: Sandbox, sub: dict[str, Any], plan: Plan, old_span: tup
 
 def reset_period(sub: dict[str, Any], at: int) -> None:
     sub["billing_cycle_anchor"] = at
+    sub.pop("_cycle_reference", None)
     start, end = _reset_span(sub, at)
     set_period(sub, start, end)
 
@@ -428,7 +430,7 @@ def preview_lines(sandbox: Sandbox, sub: dict[str, Any], plan: Plan,
             lines += cycle_lines(sandbox, sub, invoice, licensed=first, metered=None,
                                  items=items, preview=True)
         else:
-            following = (end, schedule.next_boundary(sub["billing_cycle_anchor"], unit, count, end))
+            following = (end, schedule.next_boundary(cycle_anchor(sub), unit, count, end))
             lines += cycle_lines(sandbox, sub, invoice, licensed=following,
                                  metered=(start, end), items=items, preview=True)
     invoicing.add_lines(invoice, lines)

@@ -89,6 +89,7 @@ def new_item(sandbox: Sandbox, sub_id: str, price: dict[str, Any], quantity: int
         "created": at,
         "current_period_end": span[1],
         "current_period_start": span[0],
+        "current_trial": None,
         "discounts": [],
         "metadata": dict(metadata or {}),
         "plan": plan_of(price),
@@ -131,7 +132,6 @@ def items_of(sub: dict[str, Any]) -> list[dict[str, Any]]:
 
 def set_items(sub: dict[str, Any], items: list[dict[str, Any]]) -> None:
     sub["items"]["data"] = items
-    sub["items"]["total_count"] = len(items)
 
 
 def period(sub: dict[str, Any]) -> tuple[int, int]:
@@ -364,6 +364,12 @@ def start(sandbox: Sandbox, sub: dict[str, Any], at: int, payment_behavior: str,
     return invoice
 
 
+def cycle_anchor(sub: dict[str, Any]) -> int:
+    """What the period boundaries count from: the anchor, or for a `billing_cycle_anchor_config`
+    day the month's length cut short (31 → Feb 28), the last month that holds that day."""
+    return int(sub.get("_cycle_reference") or sub["billing_cycle_anchor"])
+
+
 def arm_trial_notice(sandbox: Sandbox, sub: dict[str, Any], at: int,
                      request: Call | None) -> None:
     """`trial_will_end` three days before the trial ends, or now if that is already past."""
@@ -390,7 +396,7 @@ def renew(sandbox: Sandbox, sub: dict[str, Any], at: int) -> None:
         return
     before = snapshot(sub)
     unit, count = interval(sub)
-    set_period(sub, end_at, schedule.next_boundary(sub["billing_cycle_anchor"], unit, count, at))
+    set_period(sub, end_at, schedule.next_boundary(cycle_anchor(sub), unit, count, at))
     invoice = draft_invoice(sandbox, sub, at, "subscription_cycle", (start_at, end_at),
                             auto_advance=sub["status"] != "unpaid")
     if [i["price"]["id"] for i in ended_items] == [i["price"]["id"] for i in items_of(sub)]:
@@ -433,6 +439,7 @@ def end_trial(sandbox: Sandbox, sub: dict[str, Any], at: int,
     sub["trial_end"] = at
     sub["_trial_notice_at"] = None
     sub["billing_cycle_anchor"] = at
+    sub.pop("_cycle_reference", None)
     unit, count = interval(sub)
     set_period(sub, at, schedule.boundary(at, unit, count, 1))
     invoice = draft_invoice(sandbox, sub, at, "subscription_cycle", (trial_start, at))
@@ -522,7 +529,7 @@ def invoice_paid(sandbox: Sandbox, sub: dict[str, Any], invoice: dict[str, Any],
 
 
 def _has_overdue(sandbox: Sandbox, sub: dict[str, Any]) -> bool:
-    return any(inv.get("subscription") == sub["id"] and invoicing.is_overdue(inv)
+    return any(invoicing.subscription_of(inv) == sub["id"] and invoicing.is_overdue(inv)
                for inv in sandbox.store.all("invoice"))
 
 

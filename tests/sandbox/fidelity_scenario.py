@@ -199,8 +199,9 @@ def run(client: stripe.StripeClient) -> dict[str, Outcome]:
         return v1.subscription_schedules.update(s.need("schedule").id, params={
             "end_behavior": "release",
             "phases": [
-                {"items": [{"price": i.price, **({"quantity": i.quantity} if i.quantity
-                                                 else {})} for i in current["items"]],
+                {"items": [{"price": i.price, **({"quantity": getattr(i, "quantity", None)}
+                                                 if getattr(i, "quantity", None) else {})}
+                           for i in current["items"]],
                  "start_date": current.start_date, "end_date": current.end_date},
                 {"items": [{"price": s.need("base_price").id, "quantity": 2}]},
             ]})

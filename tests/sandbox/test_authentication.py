@@ -119,3 +119,26 @@ def test_a_renewal_off_session_is_declined_for_authentication(
     page_url = client.v1.invoices.retrieve(renewed.latest_invoice).hosted_invoice_url
     assert _press_pay(sandbox, page_url).status == 303
     assert client.v1.subscriptions.retrieve(sub.id).status == "active"
+
+
+@pytest.mark.parametrize(("save", "saved"), [("on_subscription", True), ("off", False)])
+def test_a_card_typed_on_the_page_becomes_the_default_with_on_subscription(
+        client: stripe.StripeClient, sandbox, pro, save: str, saved: bool) -> None:
+    _, customer = clock_and_customer(client, "pm_card_authenticationRequired")
+    sub = subscribe(client, customer, pro, payment_behavior="allow_incomplete",
+                    payment_settings={"save_default_payment_method": save})
+    assert (sub.status, sub.payment_settings.save_default_payment_method) == ("incomplete", save)
+    invoice = client.v1.invoices.retrieve(sub.latest_invoice)
+    page = sandbox.page("GET", invoice.hosted_invoice_url, {}, b"")
+    action = re.search(r'<form method="post" action="([^"]+)"', page.body.decode())
+    assert action is not None
+    answer = sandbox.page("POST", action.group(1).replace("&amp;", "&"),
+                          {"Content-Type": "application/x-www-form-urlencoded"},
+                          b"payment_method=tok_visa")
+    assert answer.status == 303
+    after = client.v1.subscriptions.retrieve(sub.id)
+    assert after.status == "active"
+    card = _intent(client, invoice.id).payment_method
+    assert card != customer.invoice_settings.default_payment_method
+    assert (after.default_payment_method == card) is saved
+    assert (client.v1.payment_methods.retrieve(card).customer == customer.id) is saved

@@ -5,12 +5,19 @@ from __future__ import annotations
 import pytest
 import stripe
 
-from stripe_sandbox import Sandbox
+from stripe_sandbox import Sandbox, SandboxConfig
 from stripe_sandbox.resources.events import RETENTION_SECONDS
 
 from .stripe_reference import fixtures
 
 FIXTURES = fixtures()
+
+
+@pytest.fixture
+def sandbox() -> Sandbox:
+    """Not checked against Stripe's types (see tests/conftest.py): these tests emit hand-made events
+    around stub objects to test filtering and retention, not the objects' shapes."""
+    return Sandbox(SandboxConfig())
 
 
 def _types(page: stripe.ListObject) -> list[str]:  # type: ignore[type-arg]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -22,7 +21,7 @@ from .billing_setup import (
     report_usage,
     subscribe,
 )
-from .stripe_reference import STRIPE_DATA
+from .stripe_reference import fixtures
 
 RENEWAL = START + 31 * DAY  # Feb 1
 
@@ -43,7 +42,8 @@ def missing_keys(expected: Any, actual: Any, path: str = "") -> list[str]:
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((STRIPE_DATA / "fixtures3.json").read_text())["resources"][name]
+    example: dict[str, Any] = fixtures()[name]
+    return example
 
 
 def cents(value: Decimal) -> int:

@@ -134,8 +134,10 @@ def test_list_and_detach_clears_the_default_payment_method(client, sandbox) -> N
     event = _events(sandbox, "payment_method.detached")[-1]
     assert event["data"]["previous_attributes"] == {"customer": customer.id}
     updated = _events(sandbox, "customer.updated")[-1]
-    assert updated["data"]["previous_attributes"] == {
-        "invoice_settings": {"default_payment_method": a.id}}
+    # The whole nested object, as Stripe's types (`Partial<Customer>`) have it.
+    assert updated["data"]["previous_attributes"] == {"invoice_settings": {
+        "custom_fields": None, "default_payment_method": a.id, "footer": None,
+        "rendering_options": None}}
 
     with pytest.raises(stripe.InvalidRequestError, match="not attached to a customer"):
         client.v1.payment_methods.detach(a.id)

@@ -44,7 +44,8 @@ def _downgrade(client: stripe.StripeClient, sub: Any, plan: Any,
     return client.v1.subscription_schedules.update(sched.id, params={
         "end_behavior": end_behavior,
         "phases": [
-            {"items": [{"price": i.price, **({"quantity": i.quantity} if i.quantity else {})}
+            {"items": [{"price": i.price,
+                        **({"quantity": i["quantity"]} if "quantity" in i else {})}
                        for i in current["items"]],
              "start_date": current.start_date, "end_date": current.end_date},
             {"items": [{"price": plan.base.id, "quantity": 1}, {"price": plan.overage.id}],

@@ -135,7 +135,7 @@ def test_valid_customer_requests_pass(client: stripe.StripeClient) -> None:
         "preferred_locales": ["fr", "en"], "tax_exempt": "none",
         "invoice_settings": {"footer": "Thanks", "custom_fields": ""},
     })
-    client.v1.customers.update(customer.id, params={"phone": "+33100000000", "balance": -500,
+    client.v1.customers.update(customer.id, params={"phone": "+33100000000",
                                                     "tax_exempt": "", "shipping": ""})
     client.v1.customers.retrieve(customer.id)
     page = client.v1.customers.list(params={"limit": 3, "email": "ops@example.com",

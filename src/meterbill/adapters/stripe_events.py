@@ -76,8 +76,7 @@ def invoice_record(data: dict[str, Any]) -> InvoiceRecord:
     # Since API 2025-03-31 the subscription is under parent.subscription_details.
     parent = data.get("parent") or {}
     details = parent.get("subscription_details") or {}
-    subscription = records.ref(details.get("subscription")) or records.ref(
-        data.get("subscription"))
+    subscription = records.ref(details.get("subscription"))
     transitions = data.get("status_transitions") or {}
     return InvoiceRecord(
         id=data["id"],

@@ -316,9 +316,10 @@ class StripeGateway:
                 params={"from_subscription": subscription_id},
                 options=_opts(f"{idempotency_key}:create"))
             current = schedule.phases[0]
+            # Stripe leaves `quantity` out of metered items (not null): read it as optional.
             keep: list[Any] = [
-                {"price": _ref(item.price), **({"quantity": item.quantity}
-                                               if item.quantity else {})}
+                {"price": _ref(item.price), **({"quantity": getattr(item, "quantity", None)}
+                                               if getattr(item, "quantity", None) else {})}
                 for item in current["items"]]
             base, *metered = next_price_ids
             following: list[Any] = [{"price": base, "quantity": 1}]

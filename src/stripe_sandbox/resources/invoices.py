@@ -137,8 +137,12 @@ def create(call: Call) -> dict[str, Any]:
 
 @routes.get("/v1/invoices/search")
 def search(call: Call) -> dict[str, Any]:
-    return search_page(call.store.all("invoice"), call.params, "/v1/invoices/search",
-                       SEARCH_FIELDS)
+    # `subscription:'sub_...'` searches the parent's subscription (no top-level key since basil).
+    invoices = {inv["id"]: inv for inv in call.store.all("invoice")}
+    views = [dict(inv, subscription=invoicing.subscription_of(inv)) for inv in invoices.values()]
+    page = search_page(views, call.params, "/v1/invoices/search", SEARCH_FIELDS)
+    page["data"] = [invoices[view["id"]] for view in page["data"]]
+    return page
 
 
 @routes.get("/v1/invoices/{invoice}")
@@ -224,7 +228,7 @@ def list_(call: Call) -> dict[str, Any]:
     found = [
         inv for inv in call.store.all("invoice")
         if (not p.get("customer") or inv["customer"] == p["customer"])
-        and (not p.get("subscription") or inv["subscription"] == p["subscription"])
+        and (not p.get("subscription") or invoicing.subscription_of(inv) == p["subscription"])
         and (not p.get("status") or inv["status"] == p["status"])
         and (not p.get("collection_method") or inv["collection_method"] == p["collection_method"])
         and in_range(inv)
@@ -345,6 +349,9 @@ def create_preview(call: Call) -> dict[str, Any]:
             raise InvalidRequestError(f"No such subscription: '{p['subscription']}'",
                                       param="subscription", code="resource_missing")
     customer_id = sub["customer"] if sub else p.get("customer")
+    if sub and p.get("customer") not in (None, "", sub["customer"]):
+        raise InvalidRequestError("The subscription does not belong to this customer.",
+                                  param="customer")
     customer = call.store.get("customer", customer_id) if customer_id else None
     if customer is None or customer.get("deleted"):
         raise InvalidRequestError(f"No such customer: '{customer_id}'", param="customer",
@@ -424,7 +431,6 @@ def _preview_new_subscription(call: Call, customer: dict[str, Any], details: dic
     invoice = invoicing.blank_invoice(call.sandbox, customer, at,
                                       billing_reason="subscription_create", subscription=sub)
     invoice["parent"]["subscription_details"]["subscription"] = None
-    invoice["subscription"] = None
     pending = invoicing.pending_items(call.sandbox, customer["id"], None, True)
     lines = [invoicing.line_from_invoiceitem(call.sandbox, invoice, i, preview=True)
              for i in pending]

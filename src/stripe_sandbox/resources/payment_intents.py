@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import invoicing
 from ..engine import Call, Sandbox
+from ..listing import public
 from ..router import Routes
 
 routes = Routes()
@@ -45,7 +47,8 @@ def for_invoice(sandbox: Sandbox, invoice: dict[str, Any], intent_id: str, clien
         "customer": invoice["customer"],
         "customer_account": None,
         "description": f"Subscription update ({invoice['id']})"
-        if invoice.get("subscription") else None,
+        if invoicing.subscription_of(invoice) else None,
+        "allowed_payment_method_types": None,
         "excluded_payment_method_types": None,
         "last_payment_error": None,
         "latest_charge": None,
@@ -58,6 +61,7 @@ def for_invoice(sandbox: Sandbox, invoice: dict[str, Any], intent_id: str, clien
         "payment_method_configuration_details": None,
         "payment_method_options": {},
         "payment_method_types": ["card"],
+        "payment_record": None,
         "processing": None,
         "receipt_email": None,
         "review": None,
@@ -100,9 +104,11 @@ def record_attempt(sandbox: Sandbox, invoice: dict[str, Any], pm: dict[str, Any]
         "decline_code": decline_code,
         "doc_url": DOC_URL + code,
         "message": message,
-        "payment_method": {"id": pm["id"], "object": "payment_method", "type": pm.get("type")}
-        if pm is not None else None,
+        "payment_method": public(pm) if pm is not None else None,  # the whole object
     }
+    # Stripe leaves these out (rather than null) when there is none: no card, no decline code.
+    error = {k: v for k, v in error.items() if v is not None or k not in ("decline_code",
+                                                                         "payment_method")}
     intent.update(status="requires_payment_method", last_payment_error=error, next_action=None)
 
 

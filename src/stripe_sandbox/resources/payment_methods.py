@@ -260,9 +260,9 @@ def detach(call: Call, pm: dict[str, Any]) -> dict[str, Any]:
     customer = call.store.get("customer", customer_id)
     settings = (customer or {}).get("invoice_settings") or {}
     if customer is not None and settings.get("default_payment_method") == pm["id"]:
+        before = dict(settings)  # Stripe's previous attributes hold the whole nested object
         settings["default_payment_method"] = None
-        call.sandbox.emit("customer.updated", customer,
-                          {"invoice_settings": {"default_payment_method": pm["id"]}},
+        call.sandbox.emit("customer.updated", customer, {"invoice_settings": before},
                           request=call)
     return pm
 

@@ -88,7 +88,15 @@ def build_product(call: Call, data: dict[str, Any], prefix: str = "") -> dict[st
     }
     for field in _TEXT_FIELDS:
         product[field] = nullable(data.get(field))
+    product["tax_details"] = tax_details(product)
     return product
+
+
+def tax_details(product: dict[str, Any]) -> dict[str, Any] | None:
+    """Stripe mirrors `tax_code` in `tax_details` (null without one); no performance location."""
+    if not product.get("tax_code"):
+        return None
+    return {"performance_location": None, "tax_code": product["tax_code"]}
 
 
 def search_objects(objs: Iterable[dict[str, Any]], params: dict[str, Any], url: str,
@@ -160,6 +168,8 @@ def update(call: Call, id: str) -> dict[str, Any]:  # noqa: A002
     for field in _TEXT_FIELDS:
         if field in p:
             changes[field] = nullable(p[field])
+    if "tax_code" in changes:
+        changes["tax_details"] = tax_details(changes)
     if "active" in p:
         changes["active"] = as_bool(p["active"], "active")
     if "shippable" in p:

@@ -30,11 +30,6 @@ MAX_TRIAL_DAYS = 730
 PAYMENT_BEHAVIORS = ("allow_incomplete", "default_incomplete", "error_if_incomplete",
                      "pending_if_incomplete")
 PRORATION_BEHAVIORS = ("always_invoice", "create_prorations", "none")
-# Parameters Stripe takes that change what is billed and that the sandbox does not model:
-# refused rather than silently ignored.
-_UNSUPPORTED = ("add_invoice_items", "discounts", "backdate_start_date", "billing_thresholds",
-                "pending_invoice_item_interval", "billing_schedules", "default_tax_rates",
-                "transfer_data", "application_fee_percent", "pause_collection")
 _INCOMPLETE_EDITABLE = {"metadata", "default_payment_method", "default_source", "description",
                         "expand", "payment_settings", "cancellation_details"}
 
@@ -51,10 +46,8 @@ def cancel_now(sandbox: Sandbox, sub: dict[str, Any], request: Call | None = Non
 
 
 def _refuse_unsupported(p: dict[str, Any]) -> None:
-    for name in _UNSUPPORTED:
-        if p.get(name) not in (None, "", [], {}):
-            raise InvalidRequestError(
-                f"The sandbox does not support `{name}` on subscriptions.", param=name)
+    # The parameters the sandbox does not implement at all are refused by the engine
+    # (`unimplemented.REFUSED`); here, values of implemented ones that it does not model.
     tax = p.get("automatic_tax")
     if isinstance(tax, dict) and as_bool(tax.get("enabled", False), "automatic_tax[enabled]"):
         raise InvalidRequestError("The sandbox does not compute tax (`automatic_tax`).",
@@ -161,7 +154,8 @@ def _new_subscription(call: Call, customer: dict[str, Any], at: int,
         "cancel_at": None,
         "cancel_at_period_end": False,
         "canceled_at": None,
-        "cancellation_details": {"comment": None, "feedback": None, "reason": None},
+        "cancellation_details": {"comment": None, "feedback": None, "feedback_option": None,
+                                 "reason": None},
         "collection_method": "charge_automatically",
         "created": at,
         "currency": price["currency"],
@@ -176,7 +170,7 @@ def _new_subscription(call: Call, customer: dict[str, Any], at: int,
         "ended_at": None,
         "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"},
                              "custom_fields": None, "description": None, "footer": None},
-        "items": {"object": "list", "data": [], "has_more": False, "total_count": 0,
+        "items": {"object": "list", "data": [], "has_more": False,
                   "url": f"/v1/subscription_items?subscription={sub_id}"},
         "latest_invoice": None,
         "livemode": False,
@@ -196,7 +190,8 @@ def _new_subscription(call: Call, customer: dict[str, Any], at: int,
         "test_clock": customer.get("test_clock"),
         "transfer_data": None,
         "trial_end": None,
-        "trial_settings": {"end_behavior": {"missing_payment_method": "create_invoice"}},
+        "trial_settings": {"end_behavior": {"billing_cycle_anchor": None,
+                                            "missing_payment_method": "create_invoice"}},
         "trial_start": None,
         "_interval": [rec["interval"], rec["interval_count"]],
         "_period": [at, at],
@@ -253,12 +248,89 @@ def _trial_settings(p: dict[str, Any]) -> dict[str, Any] | None:
     raw = p.get("trial_settings")
     if not isinstance(raw, dict):
         return None
-    behavior = (raw.get("end_behavior") or {}).get("missing_payment_method", "create_invoice")
+    end = raw.get("end_behavior") or {}
+    behavior = end.get("missing_payment_method", "create_invoice")
     if behavior not in ("cancel", "create_invoice", "pause"):
         raise InvalidRequestError("Invalid missing_payment_method: must be one of cancel, "
                                   "create_invoice, or pause",
                                   param="trial_settings[end_behavior][missing_payment_method]")
-    return {"end_behavior": {"missing_payment_method": behavior}}
+    # The anchor resets when a trial ends (`now`, Stripe's default); keeping it is not modelled.
+    anchor = end.get("billing_cycle_anchor")
+    if anchor not in (None, "", "now"):
+        raise InvalidRequestError(
+            "The sandbox does not implement trial_settings[end_behavior][billing_cycle_anchor]"
+            f"={anchor}; only `now`.", param="trial_settings[end_behavior][billing_cycle_anchor]")
+    return {"end_behavior": {"billing_cycle_anchor": anchor or None,
+                             "missing_payment_method": behavior}}
+
+
+_ANCHOR_FIELDS = {"day_of_month": (1, 31), "hour": (0, 23), "minute": (0, 59),
+                  "month": (1, 12), "second": (0, 59)}
+
+
+def _anchor_config(p: dict[str, Any], trial_end: int | None, unit: str
+                   ) -> dict[str, int | None] | None:
+    """`billing_cycle_anchor_config` as Stripe echoes it (the fields not given are null)."""
+    raw = p.get("billing_cycle_anchor_config")
+    if raw in (None, ""):
+        return None
+    name = "billing_cycle_anchor_config"
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("Invalid object", param=name)
+    if p.get("billing_cycle_anchor") not in (None, ""):
+        raise InvalidRequestError("You may only specify one of these parameters: "
+                                  "billing_cycle_anchor, billing_cycle_anchor_config.", param=name)
+    if unit not in ("month", "year"):
+        raise InvalidRequestError("`billing_cycle_anchor_config` is only valid with monthly and "
+                                  "yearly price intervals.", param=name)
+    if trial_end is not None:
+        raise InvalidRequestError("The sandbox does not combine a trial with "
+                                  "`billing_cycle_anchor_config`.", param=name)
+    config: dict[str, int | None] = {}
+    for field, (low, high) in _ANCHOR_FIELDS.items():
+        value = raw.get(field)
+        if value in (None, ""):
+            if field == "day_of_month":
+                raise InvalidRequestError(f"Missing required param: {name}[{field}].",
+                                          param=f"{name}[{field}]", code="parameter_missing")
+            config[field] = None
+            continue
+        number = as_int(value, f"{name}[{field}]")
+        if not low <= number <= high:
+            raise InvalidRequestError(f"{name}[{field}] must be between {low} and {high}.",
+                                      param=f"{name}[{field}]")
+        config[field] = number
+    if config["month"] is not None and unit != "year":
+        raise InvalidRequestError(f"{name}[month] applies to yearly prices only.",
+                                  param=f"{name}[month]")
+    return config
+
+
+def _payment_settings(p: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """`payment_settings[save_default_payment_method]` (`on_subscription`: a card the customer
+    pays with on the hosted page becomes the subscription's default); the rest is refused."""
+    raw = p.get("payment_settings")
+    if raw in (None, ""):
+        return current
+    if not isinstance(raw, dict):
+        raise InvalidRequestError("Invalid object", param="payment_settings")
+    for key in raw:
+        if key != "save_default_payment_method":
+            raise InvalidRequestError(
+                f"The sandbox does not implement `payment_settings[{key}]`.",
+                param=f"payment_settings[{key}]")
+    save = raw.get("save_default_payment_method", current["save_default_payment_method"])
+    if save not in ("off", "on_subscription"):
+        raise InvalidRequestError("Invalid payment_settings[save_default_payment_method]: must "
+                                  "be one of off or on_subscription",
+                                  param="payment_settings[save_default_payment_method]")
+    return dict(current, save_default_payment_method=save)
+
+
+def _utc_time(at: int) -> tuple[int, int, int]:
+    """Hour, minute and second of `at` in UTC: what the anchor keeps when they are not given."""
+    seconds = at % 86400
+    return seconds // 3600, seconds // 60 % 60, seconds % 60
 
 
 # --- subscriptions ---------------------------------------------------------------------------
@@ -295,6 +367,15 @@ def create(call: Call) -> dict[str, Any]:
             raise InvalidRequestError(
                 "billing_cycle_anchor must be in the future and no later than one billing "
                 "period from now.", param="billing_cycle_anchor")
+    config = _anchor_config(p, trial_end, unit)
+    reference = None
+    if config is not None:
+        hour, minute, second = (at_utc if config[k] is None else int(config[k] or 0)
+                                for k, at_utc in zip(("hour", "minute", "second"),
+                                                     _utc_time(at), strict=True))
+        anchor, reference = schedule.anchor_from_config(
+            at, unit, count, int(config["day_of_month"] or 1), hour, minute, second,
+            config["month"])
     cancel_at = _cancel_at(p, at, None)
     trial_settings = _trial_settings(p)
     sub = _new_subscription(call, customer, at, targets)
@@ -308,6 +389,10 @@ def create(call: Call) -> dict[str, Any]:
     else:
         sub["billing_cycle_anchor"] = anchor or at
         state.set_period(sub, at, anchor or schedule.boundary(at, unit, count, 1))
+    if config is not None:
+        sub["billing_cycle_anchor_config"] = config
+        if reference != anchor:
+            sub["_cycle_reference"] = reference
     sub.update(
         collection_method=collection, days_until_due=days_until_due,
         default_payment_method=pm_id, description=nullable(p.get("description")),
@@ -320,6 +405,7 @@ def create(call: Call) -> dict[str, Any]:
         sub["cancel_at"] = state.period(sub)[1]
     if trial_settings:
         sub["trial_settings"] = trial_settings
+    sub["payment_settings"] = _payment_settings(p, sub["payment_settings"])
     if isinstance(p.get("billing_mode"), dict) and p["billing_mode"].get("type") == "classic":
         sub["billing_mode"] = {"type": "classic", "flexible": None, "updated_at": at}
     if trial_end is None and collection == "charge_automatically":
@@ -419,6 +505,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
     collection = _choice(p, "collection_method", ("charge_automatically", "send_invoice"),
                          sub["collection_method"])
     days_until_due = _days_until_due(p, collection, sub["days_until_due"])
+    payment_settings = _payment_settings(p, sub["payment_settings"])
     if plan.invoice_now:
         _precheck_charge(call, _customer(call, sub["customer"]), pm_id,
                          changes.immediate_total(sandbox, sub, plan), behavior)
@@ -435,6 +522,7 @@ def apply_change(call: Call, sub: dict[str, Any], p: dict[str, Any], raw_items: 
                 if key in p["cancellation_details"]:
                     sub["cancellation_details"][key] = nullable(p["cancellation_details"][key])
         sub["default_payment_method"] = pm_id
+        sub["payment_settings"] = payment_settings
         sub["collection_method"] = collection
         sub["days_until_due"] = days_until_due
         if "trial_settings" in p:
