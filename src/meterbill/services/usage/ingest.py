@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -22,12 +22,10 @@ from ...domain.usage import (
     MAX_BATCH,
     TIMESTAMP_FIELD,
     FieldError,
-    UsageEvent,
     batch_items,
-    parse_event,
-    whole_seconds,
 )
 from ...ports.usage_store import UsageStore
+from .fast_batch import PlainEvent, decode_body, plain, raw_events_of, to_columns
 
 FileFormat = Literal["csv", "jsonl"]
 # Errors kept in a result; the rest are only counted, so a bad file cannot exhaust memory.
@@ -132,39 +130,47 @@ class UsageIngestService:
 
         return send
 
+    def ingest_json(self, body: bytes) -> tuple[IngestResult, int] | None:
+        """A `POST /usage/events` body whose events all have the plain shape, decoded and
+        checked at once (see `fast_batch`): its result and number of events. None when the
+        body is anything else; then decode it with `json` and call `ingest`, whose checks and
+        messages are the general ones."""
+        events = decode_body(body)
+        if events is None:
+            return None
+        return self._ingest_plain(events, raw_events_of(body), tenants={}), len(events)
+
     def _ingest_chunk(
         self, raw_events: object, *, tenants: dict[str, bool]
     ) -> IngestResult:
         items = batch_items(raw_events)
-        now = self.clock()
-        stamp = whole_seconds(now)
-        errors: list[FieldError] = []
-        parsed_events: list[tuple[int, UsageEvent]] = []
-        for index, raw in enumerate(items):
-            parsed = parse_event(raw, index, now=now, ingested_at=stamp)
-            if not isinstance(parsed, UsageEvent):
-                errors.extend(parsed)
-                continue
-            parsed_events.append((index, parsed))
-        unseen = {event.tenant_id for _, event in parsed_events} - tenants.keys()
+        return self._ingest_plain([plain(raw) for raw in items], items.__getitem__,
+                                  tenants=tenants)
+
+    def _ingest_plain(
+        self, events: Sequence[PlainEvent | None], raw_at: Callable[[int], object], *,
+        tenants: dict[str, bool],
+    ) -> IngestResult:
+        columns, indexes, errors = to_columns(events, raw_at, self.clock())
+        unseen = set(columns.tenant_id) - tenants.keys()
         if unseen:
             found = self.known_tenants(unseen)
             tenants.update((tenant_id, tenant_id in found) for tenant_id in unseen)
-        good: list[UsageEvent] = []
-        for index, parsed in parsed_events:
-            if tenants[parsed.tenant_id]:
-                good.append(parsed)
-            else:
-                errors.append(FieldError(
-                    index, "tenant_id",
-                    f"Unknown tenant: {parsed.tenant_id}. Create it first with POST /customers "
-                    "(or `meterbill tenants create`), then send its usage again.",
-                ))
+        if not all(tenants[tenant_id] for tenant_id in set(columns.tenant_id)):
+            keep = [tenants[tenant_id] for tenant_id in columns.tenant_id]
+            for index, tenant_id, known in zip(indexes, columns.tenant_id, keep, strict=True):
+                if not known:
+                    errors.append(FieldError(
+                        index, "tenant_id",
+                        f"Unknown tenant: {tenant_id}. Create it first with POST /customers "
+                        "(or `meterbill tenants create`), then send its usage again.",
+                    ))
+            columns = columns.select(keep)
         errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable: in event order
-        new = self.store.insert(good) if good else 0
+        new = self.store.insert_columns(columns) if len(columns) else 0
         return IngestResult(
-            accepted=len(good),
-            duplicates=len(good) - new,
+            accepted=len(columns),
+            duplicates=len(columns) - new,
             errors=errors[:MAX_REPORTED_ERRORS],
             rejected=len({e.index for e in errors}),
         )
