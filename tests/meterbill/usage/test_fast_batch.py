@@ -67,6 +67,13 @@ CORPUS: list[object] = [
     ev(timestamp="1779271200.5"), ev(timestamp="+1779271200"), ev(timestamp=-1),
     ev(timestamp=1779271200000), ev(timestamp=10**30), ev(timestamp=True), ev(timestamp=[]),
     ev(timestamp="nonsense"), ev(timestamp="NaN"),
+    # In the window, each a trap for a lenient parser of the canonical form:
+    ev(timestamp="2026-05-19T23:59:60Z"), ev(timestamp="2026-04-31T10:00:00Z"),
+    ev(timestamp="2026-05-19T24:00:00Z"), ev(timestamp="2026-5-19T10:00:00Z"),
+    ev(timestamp="2026-05-19T10:00:00z"), ev(timestamp="\u0662\u0660\u0662\u0666-05-19T10:00:00Z"),
+    ev(timestamp="2026-05-19T10:00:00Z\n"), ev(timestamp="2026-05-19T10:00:00+00:00"),
+    ev(timestamp="2026-05-19T10:0:00Z"), ev(timestamp="2026-05-19T10:00:00ZZ"),
+    ev(occurred_at="2026-05-19T10:00:00Z", timestamp=1779271200),
     ev(extra=1), ev(Event_id="x"), ev(quantity=-1, metric="x", timestamp="bad", event_id=""),
     "not an object", 42, None, [GOOD], {},
 ]
