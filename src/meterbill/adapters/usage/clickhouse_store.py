@@ -16,9 +16,11 @@ also dedupes only rows with the same whole key, so an id resent under another da
 twice. `GROUP BY event_id` then filtering the chosen row is exact; rows are first narrowed by
 whole UTC days (which the index serves) so the grouping stays small.
 
-Inserts also skip ids already stored for the same tenants and days (one indexed lookup per
-chunk), which keeps the count of new rows exact and the table small; duplicates that race
-past it are still counted once by the totals.
+Inserts skip ids already stored for the same tenants and days (one indexed lookup per chunk),
+which keeps the count of new rows exact and the table small; a process's concurrent inserts
+share one lookup and one statement (`group_insert`), so they cannot race each other. Between
+several processes, the same id sent to two of them at the same moment can be counted as new by
+both (the answers' `duplicates` then miss one), yet it is counted once by every total.
 
 Optionally, an existing events table (the seeds' `usage_events(tenant_id, timestamp,
 tokens_used, query_id)`) is read as well, mapped by `SourceTable`: each of its rows is one
@@ -42,6 +44,7 @@ from clickhouse_driver import Client
 from ...domain.errors import ConfigurationError, MeterbillError
 from ...domain.usage import DailyTotal, EventColumns, UsageEvent, require_aware
 from . import chunks
+from .group_insert import GroupInsert
 
 DEFAULT_TABLE = "meterbill_usage_events"
 CHUNK = 100_000
@@ -117,6 +120,7 @@ class ClickHouseUsageStore:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        self._group_insert = GroupInsert(self._write)
         # The database may not exist yet, so create it through a connection to `default`.
         bootstrap = Client.from_url(urlunsplit(parts._replace(path="/default")))
         try:
@@ -136,11 +140,14 @@ class ClickHouseUsageStore:
         return sum(self.insert_columns(EventColumns.of(chunk)) for chunk in chunks(events, CHUNK))
 
     def insert_columns(self, columns: EventColumns) -> int:
+        return self._group_insert(columns)
+
+    def _write(self, columns: EventColumns, which: bool) -> tuple[int, list[bool] | None]:
         first: dict[str, int] = {}
         for row, event_id in enumerate(columns.event_id):
             first.setdefault(event_id, row)  # first in the batch wins
         if not first:
-            return 0
+            return 0, []
         keep = [False] * len(columns)
         for row in first.values():
             keep[row] = True
@@ -148,7 +155,7 @@ class ClickHouseUsageStore:
             keep[row] = False
         fresh = columns.select(keep)
         if not len(fresh):
-            return 0
+            return 0, keep
         self._client().execute(
             f"INSERT INTO {self.table} (event_id, tenant_id, metric, quantity, occurred_at,"
             " ingested_at, ver) VALUES",
@@ -156,7 +163,7 @@ class ClickHouseUsageStore:
              fresh.ingested_s, [_MAX_VER - time.time_ns()] * len(fresh)],
             columnar=True,
         )
-        return len(fresh)
+        return len(fresh), keep
 
     def _stored_rows(self, columns: EventColumns, first: dict[str, int]) -> list[int]:
         """Rows (of `first`'s) whose id is already stored for the same tenants and days."""

@@ -27,6 +27,7 @@ import pyarrow as pa
 from ...domain.errors import ConfigurationError
 from ...domain.usage import DailyTotal, EventColumns, UsageEvent, require_aware
 from . import chunks
+from .group_insert import GroupInsert, first_rows
 
 TABLE = "usage_events"
 # Rows per INSERT: large enough to amortise the statement, small enough to bound memory.
@@ -75,6 +76,7 @@ class DuckDBUsageStore:
             ) from exc
         self._conn.execute(_SCHEMA)
         self._write_lock = threading.Lock()
+        self._group_insert = GroupInsert(self._write)
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursors_lock = threading.Lock()
@@ -86,6 +88,9 @@ class DuckDBUsageStore:
         return sum(self.insert_columns(EventColumns.of(chunk)) for chunk in chunks(events, CHUNK))
 
     def insert_columns(self, columns: EventColumns) -> int:
+        return self._group_insert(columns)
+
+    def _write(self, columns: EventColumns, which: bool) -> tuple[int, list[bool] | None]:
         stage = pa.Table.from_arrays(
             [pa.array(columns.event_id, pa.string()), pa.array(columns.tenant_id, pa.string()),
              pa.array(columns.metric, pa.string()), pa.array(columns.quantity, pa.int64()),
@@ -94,9 +99,13 @@ class DuckDBUsageStore:
         with self._write_lock:
             self._conn.register("usage_stage", stage)
             try:
-                return _count(self._conn.execute(_MERGE))
+                if not which:
+                    return _count(self._conn.execute(_MERGE)), None
+                inserted = {row[0] for row in
+                            self._conn.execute(_MERGE + " RETURNING event_id").fetchall()}
             finally:
                 self._conn.unregister("usage_stage")
+        return len(inserted), first_rows(columns.event_id, inserted)
 
     def delete_events(self, event_ids: Iterable[str]) -> int:
         removed = 0
@@ -168,6 +177,6 @@ def _range(metric: str, start: datetime, end: datetime) -> tuple[str, list[Any]]
 
 
 def _count(result: duckdb.DuckDBPyConnection) -> int:
-    row = result.fetchone()
-    return int(row[0]) if row else 0
+    rows = result.fetchall()
+    return int(rows[0][0]) if rows else 0
 
