@@ -36,7 +36,7 @@ from ..services.billing.tenants import TenantService
 from ..services.jobs import JobRunner
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalLinks, PortalService
-from ..services.usage.ingest import UsageIngestService
+from ..services.usage.ingest import KnownTenants, UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
@@ -113,6 +113,8 @@ class Container:
     dunning: ClassVar[_Part[DunningService]] = _Part(parts.dunning)
     entitlement: ClassVar[_Part[EntitlementService]] = _Part(parts.entitlement)
     usage_store: ClassVar[_Part[UsageStore]] = _Part(parts.usage_store)
+    # Tenant ids found by ingestion, remembered across requests (tenants are never deleted).
+    known_tenants: ClassVar[_Part[KnownTenants]] = _Part(lambda c: KnownTenants(c.tenants.existing))
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
@@ -136,7 +138,7 @@ class Container:
 
     @property
     def usage_ingest(self) -> UsageIngestService:
-        return UsageIngestService(self.usage_store, self.tenants.existing)
+        return UsageIngestService(self.usage_store, self.known_tenants)
 
     @property
     def usage_reconcile(self) -> UsageReconciler:

@@ -228,3 +228,21 @@ def test_totals_are_exact_whatever_the_duplicates_across_batches_and_days(
         assert new == store.count_raw() == len({e.event_id for e in sent})
     finally:
         store.close()
+
+
+def test_known_tenants_are_asked_once_and_unknown_ones_every_time() -> None:
+    from meterbill.services.usage.ingest import KnownTenants
+
+    asked: list[set[str]] = []
+    existing = {"acme"}
+
+    def lookup(ids: Collection[str]) -> set[str]:
+        asked.append(set(ids))
+        return set(ids) & existing
+
+    known = KnownTenants(lookup)
+    assert known(["acme", "newco"]) == {"acme"}
+    existing.add("newco")  # created meanwhile: found on the next batch
+    assert known(["acme", "newco"]) == {"acme", "newco"}
+    assert known(["newco", "acme"]) == {"acme", "newco"}
+    assert asked == [{"acme", "newco"}, {"newco"}]

@@ -79,6 +79,30 @@ class IngestProgress:
 ProgressCallback = Callable[[IngestProgress], None]
 
 
+class KnownTenants:
+    """`known_tenants` that remembers the ids it found: meterbill never deletes a tenant, so a
+    known id stays known and a batch of known tenants costs no query. Unknown ids are asked
+    again each time (the tenant may be created at any moment). Past MAX_REMEMBERED ids the
+    memory is dropped and refilled, so it stays bounded."""
+
+    MAX_REMEMBERED = 1_000_000
+
+    def __init__(self, lookup: Callable[[Collection[str]], set[str]]) -> None:
+        self._lookup = lookup
+        self._known: set[str] = set()
+
+    def __call__(self, tenant_ids: Collection[str]) -> set[str]:
+        asked = set(tenant_ids)
+        missing = asked - self._known
+        if missing:
+            found = self._lookup(missing)
+            if len(self._known) + len(found) > self.MAX_REMEMBERED:
+                self._known = set()
+            self._known |= found
+            return (asked - missing) | found
+        return asked
+
+
 class UsageIngestService:
     def __init__(
         self,
