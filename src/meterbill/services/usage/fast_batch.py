@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...domain.usage import (
+    FIELDS,
     MAX_BATCH,
     MAX_ID_LENGTH,
     MAX_QUANTITY,
@@ -69,9 +70,26 @@ def decode_body(body: bytes) -> list[PlainEvent] | None:
 
 
 def plain(raw: object) -> PlainEvent | None:
-    """One already decoded event (a dict from JSON) in the plain shape, or None."""
+    """One already decoded event (a dict from JSON or a CSV row) in the plain shape, or None.
+
+    A CSV row's cells are strings: blank cells of event fields are left out (the domain reads
+    them as absent) and a quantity of ASCII digits is read as the number it writes.
+    """
     try:
         return msgspec.convert(raw, PlainEvent)
+    except msgspec.ValidationError:
+        pass
+    if not isinstance(raw, dict):
+        return None
+    tidy: dict[object, object] = {}
+    for key, value in raw.items():
+        if key in FIELDS and (value is None or (isinstance(value, str) and not value.strip())):
+            continue
+        if key == "quantity" and isinstance(value, str) and value.isascii() and value.isdigit():
+            value = int(value)
+        tidy[key] = value
+    try:
+        return msgspec.convert(tidy, PlainEvent)
     except msgspec.ValidationError:
         return None
 
