@@ -11,7 +11,8 @@
 3. `POST /usage/events` of the real app on uvicorn in child processes (SQLite with the tenants,
    bearer token), bodies of 10,000 and of 100 events serialised beforehand, sent from
    keep-alive connections: one process on a DuckDB file; one and two processes on ClickHouse.
-4. Memory: peak Python allocation (tracemalloc) while ingesting one body, fast and slow path.
+4. Backfill: a JSON-lines and a CSV file through `ingest_file` against the store's own rate.
+5. Memory: peak Python allocation (tracemalloc) while ingesting one body.
 
 Run: `python bench/bench_usage_ingest.py [--n 1000000] [--http-n 200000] [--repeat 3]`
 (`--quick`: a short run). `--profile` prints where one 10,000-event body's time goes.
@@ -376,13 +377,51 @@ def run_http(n: int, repeat: int, clickhouse_url: str | None) -> None:
             context.__exit__()
 
 
-# --- 4. memory and profile -------------------------------------------------------------------
+# --- 4. backfill: `meterbill usage ingest FILE` ----------------------------------------------
+
+
+def run_backfill(n: int, repeat: int) -> None:
+    import csv
+
+    from meterbill.services.usage.ingest import UsageIngestService
+
+    print(f"\n4. Backfill, {n:,} events from a file (`UsageIngestService.ingest_file`, as "
+          "`meterbill usage ingest FILE` runs it)\n   against the store's own `insert_columns` "
+          "of the same events in the same round (DuckDB file)")
+    print(f"{'file':<8}{'events/s':>12}{'store':>12}{'ratio':>8}")
+    for _ in range(repeat):
+        data = list(batches(n, 10_000))
+        rows = [{"event_id": e, "tenant_id": t, "quantity": q,
+                 "timestamp": datetime.fromtimestamp(o, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+                for c in data for e, t, q, o in zip(c.event_id, c.tenant_id, c.quantity,
+                                                    c.occurred_s, strict=True)]
+        with tempfile.TemporaryDirectory() as tmp:
+            files = {"jsonl": Path(tmp) / "e.jsonl", "csv": Path(tmp) / "e.csv"}
+            files["jsonl"].write_text("".join(json.dumps(row) + "\n" for row in rows))
+            with files["csv"].open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            for kind, path in files.items():
+                store = DuckDBUsageStore(Path(tmp) / f"{kind}.duckdb")
+                service = UsageIngestService(store, lambda ids: set(ids))
+                started = time.perf_counter()
+                result = service.ingest_file(path)
+                rate = n / (time.perf_counter() - started)
+                store.close()
+                if result.stored != n:
+                    raise SystemExit(f"expected {n} events from {kind}, stored {result.stored}")
+                own = duckdb_store_rate(list(batches(n, 10_000)))
+                print(f"{kind:<8}{rate:>12,.0f}{own:>12,.0f}{rate / own:>7.2f}x", flush=True)
+
+
+# --- 5. memory and profile -------------------------------------------------------------------
 
 
 def run_memory() -> None:
     from meterbill.services.usage.ingest import UsageIngestService
 
-    print("\n4. Peak Python memory while ingesting one body (tracemalloc), DuckDB in memory")
+    print("\n5. Peak Python memory while ingesting one body (tracemalloc), DuckDB in memory")
     print(f"{'body':>8}{'bytes':>12}{'HTTP body':>12}{'list':>12}")
     for size in (10_000, 100):
         body = body_of(next(batches(size, size)))
@@ -448,6 +487,7 @@ def main() -> None:
     run_parsing(10_000, args.repeat)
     if args.http_n:
         run_http(args.http_n, args.repeat, url)
+    run_backfill(args.n // 4, args.repeat)
     run_memory()
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
