@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,7 @@ from meterbill.domain.usage import (
     whole_seconds,
 )
 from meterbill.services.usage.fast_batch import decode_body
-from meterbill.services.usage.ingest import UsageIngestService
+from meterbill.services.usage.ingest import UsageIngestService, ingest_file_with
 
 NOW = datetime(2026, 5, 20, 12, 0, 30, 500_000, tzinfo=UTC)
 TENANTS = {"acme", "globex", " acme"}
@@ -246,3 +247,29 @@ def test_known_tenants_are_asked_once_and_unknown_ones_every_time() -> None:
     assert known(["acme", "newco"]) == {"acme", "newco"}
     assert known(["newco", "acme"]) == {"acme", "newco"}
     assert asked == [{"acme", "newco"}, {"newco"}]
+
+
+def test_json_lines_taken_as_one_body_answer_as_line_by_line(tmp_path: Path) -> None:
+    """A file's chunks of plain lines go through as one body; the answer (counts, errors by
+    index and line) is the one the line-by-line route gives, tricky lines included."""
+    lines = [json.dumps(ev(event_id=f"a{i}")) for i in range(5)]  # chunk 1: all plain
+    lines += [json.dumps(ev(event_id="b1")) + ", " + json.dumps(ev(event_id="b2")),  # 2 objects
+              json.dumps(ev(event_id="b3"))[:-1] + ",", "}", "", json.dumps(ev(event_id="a1")),
+              json.dumps(ev(quantity="2", event_id="b4")), "[1]", json.dumps(ev(event_id="b5"))]
+    lines += [json.dumps(ev(event_id=f"c{i}", timestamp=1779271200 - i)) for i in range(5)]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
+    answers = []
+    for fast in (True, False):
+        store = DuckDBUsageStore(":memory:")
+        try:
+            service = UsageIngestService(store, lambda ids: set(ids) & TENANTS, clock=lambda: NOW,
+                                         chunk_size=5)
+            sender = service.batch_sender()
+            send = sender if fast else (lambda batch, s=sender: s(batch))  # no `lines`: by line
+            answers.append((ingest_file_with(send, path, chunk_size=5).to_dict(),
+                            store.count_raw()))
+        finally:
+            store.close()
+    assert answers[0] == answers[1]
+    assert answers[0][0]["rejected"] == 4 and answers[0][1] == 12

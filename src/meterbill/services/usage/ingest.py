@@ -147,12 +147,7 @@ class UsageIngestService:
 
     def batch_sender(self) -> BatchSender:
         """Batches of one file into this store (tenants looked up once for the whole file)."""
-        tenants: dict[str, bool] = {}
-
-        def send(batch: list[object]) -> IngestResult:
-            return self._ingest_chunk(batch, tenants=tenants)
-
-        return send
+        return _FileSender(self)
 
     def ingest_json(self, body: bytes) -> tuple[IngestResult, int] | None:
         """A `POST /usage/events` body whose events all have the plain shape, decoded and
@@ -200,6 +195,25 @@ class UsageIngestService:
         )
 
 
+class _FileSender:
+    """A file's batches into one service, tenants shared; `lines` takes JSON lines at once."""
+
+    def __init__(self, service: UsageIngestService) -> None:
+        self.service = service
+        self.tenants: dict[str, bool] = {}
+
+    def __call__(self, batch: list[object]) -> IngestResult:
+        return self.service._ingest_chunk(batch, tenants=self.tenants)
+
+    def lines(self, texts: list[str]) -> IngestResult | None:
+        """JSON lines that are all plain events, checked as one body; None otherwise."""
+        events = decode_body(('{"events":[' + ",".join(texts) + "]}").encode())
+        if events is None or len(events) != len(texts):  # e.g. two objects on one line
+            return None
+        return self.service._ingest_plain(events, lambda i: json.loads(texts[i]),
+                                          tenants=self.tenants)
+
+
 BatchSender = Callable[[list[object]], IngestResult]
 """Ingests one batch of raw events (at most 10,000) and answers as `POST /usage/events` does:
 errors by index in that batch. The service's own store, or a running server over HTTP."""
@@ -224,21 +238,28 @@ def ingest_file_with(
         size = os.fstat(handle.fileno()).st_size
         reader = _LineReader(handle)
         fmt = file_format or _guess_format(path, handle)
-        records = _csv_records(reader) if fmt == "csv" else _jsonl_records(reader)
+        records = _csv_records(reader) if fmt == "csv" else _jsonl_lines(reader)
+        lines: Callable[[list[str]], IngestResult | None] | None = getattr(send, "lines", None)
         chunk: list[tuple[int, object]] = []
         read = 0
 
         def flush() -> None:
             first = read - len(chunk)
             errors: list[FieldError] = []
-            sent: list[tuple[int, int]] = []  # (index in the file, line) of each event sent
-            for offset, (line, raw) in enumerate(chunk):
-                if isinstance(raw, _Unparsable):
-                    errors.append(FieldError(first + offset, None, f"This line is {raw}.",
-                                             line))
-                else:
-                    sent.append((first + offset, line))
-            part = send([raw for _, raw in chunk if not isinstance(raw, _Unparsable)])
+            plain = lines([str(raw) for _, raw in chunk]) if lines and fmt == "jsonl" else None
+            if plain is not None:  # every line a plain event, checked as one body
+                part = plain
+                sent = [(first + offset, line) for offset, (line, _) in enumerate(chunk)]
+            else:
+                records = [(line, _record(raw)) for line, raw in chunk]
+                sent = []  # (index in the file, line) of each event sent
+                for offset, (line, raw) in enumerate(records):
+                    if isinstance(raw, _Unparsable):
+                        errors.append(FieldError(first + offset, None, f"This line is {raw}.",
+                                                 line))
+                    else:
+                        sent.append((first + offset, line))
+                part = send([raw for _, raw in records if not isinstance(raw, _Unparsable)])
             for error in part.errors:
                 if error.index is None:
                     errors.append(error)
@@ -302,15 +323,21 @@ def _guess_format(path: Path, handle: BinaryIO) -> FileFormat:
     return "jsonl" if head.startswith(b"{") else "csv"
 
 
-def _jsonl_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
+def _jsonl_lines(reader: _LineReader) -> Iterable[tuple[int, object]]:
     for text in reader:
-        if not text.strip():
-            continue
-        try:
-            yield reader.line, json.loads(text)
-        except json.JSONDecodeError as exc:
-            # Not an event object: parse_event reports it with the reason.
-            yield reader.line, _Unparsable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+        if text.strip():
+            yield reader.line, _JsonText(text)
+
+
+def _record(raw: object) -> object:
+    """A JSON line's object (an `_Unparsable` if it is not JSON); other records as they are."""
+    if not isinstance(raw, _JsonText):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        # Not an event object: parse_event reports it with the reason.
+        return _Unparsable(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
 def _csv_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
@@ -348,5 +375,11 @@ def _check_header(header: list[str]) -> None:
 
 class _Unparsable(str):
     """A file line that holds no record; its text says why."""
+
+    __slots__ = ()
+
+
+class _JsonText(str):
+    """A JSON line not decoded yet."""
 
     __slots__ = ()
