@@ -370,7 +370,19 @@ def _identifier(value: object, name: str, fail: _Fail) -> str | None:
     if len(value) > MAX_ID_LENGTH:
         fail(name, f"{name} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}.")
         return None
+    if not _is_text(value):
+        fail(name, f"{name} holds a lone UTF-16 surrogate (a broken \\uD800-\\uDFFF escape), "
+             "which is not text; send it as valid UTF-8.")
+        return None
     return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _quantity(value: object, fail: _Fail) -> int | None:

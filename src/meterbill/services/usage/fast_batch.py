@@ -76,7 +76,7 @@ def plain(raw: object) -> PlainEvent | None:
     them as absent) and a quantity of ASCII digits is read as the number it writes.
     """
     try:
-        return msgspec.convert(raw, PlainEvent)
+        return _text_only(msgspec.convert(raw, PlainEvent))
     except msgspec.ValidationError:
         pass
     if not isinstance(raw, dict):
@@ -89,9 +89,21 @@ def plain(raw: object) -> PlainEvent | None:
             value = int(value)
         tidy[key] = value
     try:
-        return msgspec.convert(tidy, PlainEvent)
+        return _text_only(msgspec.convert(tidy, PlainEvent))
     except msgspec.ValidationError:
         return None
+
+
+def _text_only(event: PlainEvent) -> PlainEvent | None:
+    """The event, unless a string of it cannot be UTF-8 (a lone surrogate that `json` let
+    through; msgspec's own decoding refuses them): the domain's parser says what is wrong."""
+    try:
+        for value in (event.event_id, event.tenant_id, event.timestamp, event.occurred_at):
+            if isinstance(value, str):
+                value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return event
 
 
 def to_columns(
