@@ -45,7 +45,7 @@ from ..services.notifications.portal_links import PortalLinks, PortalService
 from ..services.operations.readiness import Readiness
 from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
-from ..services.usage.ingest import UsageIngestService
+from ..services.usage.ingest import KnownTenants, UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.repair import UsageRepair
 from ..services.usage.sync import DeferredFlush, UsageSyncService
@@ -123,6 +123,8 @@ class Container:
     dunning: ClassVar[_Part[DunningService]] = _Part(parts.dunning)
     entitlement: ClassVar[_Part[EntitlementService]] = _Part(parts.entitlement)
     usage_store: ClassVar[_Part[UsageStore]] = _Part(parts.usage_store)
+    # Tenant ids found by ingestion, remembered across requests (tenants are never deleted).
+    known_tenants: ClassVar[_Part[KnownTenants]] = _Part(lambda c: KnownTenants(c.tenants.existing))
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
     # The SLOs, their states and alerts, and the gauges /metrics reads from the database.
@@ -154,7 +156,7 @@ class Container:
 
     @property
     def usage_ingest(self) -> UsageIngestService:
-        return UsageIngestService(self.usage_store, self.tenants.existing)
+        return UsageIngestService(self.usage_store, self.known_tenants)
 
     @property
     def usage_reconcile(self) -> UsageReconciler:

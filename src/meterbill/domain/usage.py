@@ -76,6 +76,52 @@ class ParsedBatch:
     errors: list[FieldError] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class EventColumns:
+    """Events as columns, row i of each list being event i: the bulk form stores load without
+    a Python object per event. `occurred_s` and `ingested_s` are Unix seconds (UTC)."""
+
+    event_id: list[str]
+    tenant_id: list[str]
+    metric: list[str]
+    quantity: list[int]
+    occurred_s: list[int]
+    ingested_s: list[int]
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    @classmethod
+    def empty(cls) -> EventColumns:
+        return cls([], [], [], [], [], [])
+
+    @classmethod
+    def of(cls, events: Iterable[UsageEvent]) -> EventColumns:
+        columns = cls.empty()
+        for event in events:
+            columns.append(event.event_id, event.tenant_id, event.metric, event.quantity,
+                           int(event.occurred_at.timestamp()), int(event.ingested_at.timestamp()))
+        return columns
+
+    def append(self, event_id: str, tenant_id: str, metric: str, quantity: int,
+               occurred_s: int, ingested_s: int) -> None:
+        self.event_id.append(event_id)
+        self.tenant_id.append(tenant_id)
+        self.metric.append(metric)
+        self.quantity.append(quantity)
+        self.occurred_s.append(occurred_s)
+        self.ingested_s.append(ingested_s)
+
+    def select(self, keep: list[bool]) -> EventColumns:
+        """The rows where `keep` is true, in order."""
+        return EventColumns(*([value for value, wanted in zip(column, keep, strict=True)
+                               if wanted] for column in self._columns()))
+
+    def _columns(self) -> tuple[list[Any], ...]:
+        return (self.event_id, self.tenant_id, self.metric, self.quantity, self.occurred_s,
+                self.ingested_s)
+
+
 class DailyTotal(NamedTuple):
     tenant_id: str
     metric: str
@@ -324,7 +370,19 @@ def _identifier(value: object, name: str, fail: _Fail) -> str | None:
     if len(value) > MAX_ID_LENGTH:
         fail(name, f"{name} is {len(value)} characters long; the limit is {MAX_ID_LENGTH}.")
         return None
+    if not _is_text(value):
+        fail(name, f"{name} holds a lone UTF-16 surrogate (a broken \\uD800-\\uDFFF escape), "
+             "which is not text; send it as valid UTF-8.")
+        return None
     return value
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _quantity(value: object, fail: _Fail) -> int | None:

@@ -15,7 +15,7 @@ from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Protocol
 
-from ..domain.usage import DailyTotal, UsageEvent
+from ..domain.usage import DailyTotal, EventColumns, UsageEvent
 
 
 class UsageStore(Protocol):
@@ -24,6 +24,11 @@ class UsageStore(Protocol):
 
         Safe to repeat: re-inserting the same events changes no total.
         """
+        ...
+
+    def insert_columns(self, columns: EventColumns) -> int:
+        """`insert` for events already in columns (the ingestion path): no object per event.
+        Within the columns, as across calls, the first row of an `event_id` wins."""
         ...
 
     def daily_totals(

@@ -10,14 +10,13 @@ Each adapter module imports its driver, so a deployment needs only the one it us
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from ...ports.usage_store import UsageStore
 
-__all__ = ["open_usage_store", "chunks", "epochs"]
+__all__ = ["open_usage_store", "chunks"]
 
 T = TypeVar("T")
 
@@ -56,16 +55,3 @@ def chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
-
-
-def epochs(moments: Iterable[datetime]) -> list[int]:
-    """Unix seconds of aware datetimes. A batch shares one `ingested_at` object, so a repeat
-    of the previous object reuses its value (the conversion is a third of an insert's cost)."""
-    out: list[int] = []
-    last: datetime | None = None
-    seconds = 0
-    for moment in moments:
-        if moment is not last:
-            last, seconds = moment, int(moment.timestamp())
-        out.append(seconds)
-    return out

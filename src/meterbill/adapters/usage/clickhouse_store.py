@@ -16,9 +16,11 @@ also dedupes only rows with the same whole key, so an id resent under another da
 twice. `GROUP BY event_id` then filtering the chosen row is exact; rows are first narrowed by
 whole UTC days (which the index serves) so the grouping stays small.
 
-Inserts also skip ids already stored for the same tenants and days (one indexed lookup per
-chunk), which keeps the count of new rows exact and the table small; duplicates that race
-past it are still counted once by the totals.
+Inserts skip ids already stored for the same tenants and days (one indexed lookup per chunk),
+which keeps the count of new rows exact and the table small; a process's concurrent inserts
+share one lookup and one statement (`group_insert`), so they cannot race each other. Between
+several processes, the same id sent to two of them at the same moment can be counted as new by
+both (the answers' `duplicates` then miss one), yet it is counted once by every total.
 
 Optionally, an existing events table (the seeds' `usage_events(tenant_id, timestamp,
 tokens_used, query_id)`) is read as well, mapped by `SourceTable`: each of its rows is one
@@ -40,16 +42,15 @@ from urllib.parse import urlsplit, urlunsplit
 from clickhouse_driver import Client
 
 from ...domain.errors import ConfigurationError, MeterbillError
-from ...domain.usage import DailyTotal, UsageEvent, require_aware
+from ...domain.usage import DailyTotal, EventColumns, UsageEvent, require_aware
 from . import chunks
-from . import epochs as _epochs
+from .group_insert import GroupInsert
 
 DEFAULT_TABLE = "meterbill_usage_events"
 CHUNK = 100_000
 # Ids per ALTER ... DELETE: keeps the statement well under ClickHouse's 256 KiB query limit.
 DELETE_CHUNK = 500
 _MAX_VER = 2**64 - 1
-_timestamp = datetime.timestamp  # unbound: one attribute lookup fewer per event
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 _SCHEMA = """
@@ -119,6 +120,7 @@ class ClickHouseUsageStore:
         self._local = threading.local()
         self._clients: list[Client] = []
         self._clients_lock = threading.Lock()
+        self._group_insert = GroupInsert(self._write)
         # The database may not exist yet, so create it through a connection to `default`.
         bootstrap = Client.from_url(urlunsplit(parts._replace(path="/default")))
         try:
@@ -135,52 +137,55 @@ class ClickHouseUsageStore:
     # --- writes -------------------------------------------------------------------------
 
     def insert(self, events: Iterable[UsageEvent]) -> int:
-        new = 0
-        for chunk in chunks(events, CHUNK):
-            fresh: dict[str, UsageEvent] = {}
-            for event in chunk:
-                fresh.setdefault(event.event_id, event)  # first in the batch wins
-            for stored in self._stored_ids(list(fresh.values())):
-                fresh.pop(stored, None)
-            if not fresh:
-                continue
-            rows = list(fresh.values())
-            ver = _MAX_VER - time.time_ns()
-            columns = [
-                [e.event_id for e in rows],
-                [e.tenant_id for e in rows],
-                [e.metric for e in rows],
-                [e.quantity for e in rows],
-                [int(_timestamp(e.occurred_at)) for e in rows],
-                _epochs(e.ingested_at for e in rows),
-                [ver] * len(rows),
-            ]
-            self._client().execute(
-                f"INSERT INTO {self.table} (event_id, tenant_id, metric, quantity, occurred_at,"
-                " ingested_at, ver) VALUES",
-                columns,
-                columnar=True,
-            )
-            new += len(rows)
-        return new
+        return sum(self.insert_columns(EventColumns.of(chunk)) for chunk in chunks(events, CHUNK))
 
-    def _stored_ids(self, events: list[UsageEvent]) -> set[str]:
-        days = [e.occurred_at.date() for e in events]
-        rows = self._client().execute(
+    def insert_columns(self, columns: EventColumns) -> int:
+        return self._group_insert(columns)
+
+    def _write(self, columns: EventColumns, which: bool) -> tuple[int, list[bool] | None]:
+        first: dict[str, int] = {}
+        for row, event_id in enumerate(columns.event_id):
+            first.setdefault(event_id, row)  # first in the batch wins
+        if not first:
+            return 0, []
+        keep = [False] * len(columns)
+        for row in first.values():
+            keep[row] = True
+        for row in self._stored_rows(columns, first):
+            keep[row] = False
+        fresh = columns.select(keep)
+        if not len(fresh):
+            return 0, keep
+        self._client().execute(
+            f"INSERT INTO {self.table} (event_id, tenant_id, metric, quantity, occurred_at,"
+            " ingested_at, ver) VALUES",
+            [fresh.event_id, fresh.tenant_id, fresh.metric, fresh.quantity, fresh.occurred_s,
+             fresh.ingested_s, [_MAX_VER - time.time_ns()] * len(fresh)],
+            columnar=True,
+        )
+        return len(fresh), keep
+
+    def _stored_rows(self, columns: EventColumns, first: dict[str, int]) -> list[int]:
+        """Rows (of `first`'s) whose id is already stored for the same tenants and days."""
+        rows = [(event_id, columns.tenant_id[row], columns.metric[row])
+                for event_id, row in first.items()]
+        d0, d1 = (datetime.fromtimestamp(edge(columns.occurred_s), UTC).date().isoformat()
+                  for edge in (min, max))
+        stored = self._client().execute(
             f"SELECT DISTINCT event_id FROM {self.table} "
             "WHERE tenant_id IN (SELECT tenant_id FROM _batch) "
             "AND metric IN (SELECT metric FROM _batch) "
             "AND toDate(occurred_at) >= toDate(%(d0)s) AND toDate(occurred_at) <= toDate(%(d1)s) "
             "AND event_id IN (SELECT event_id FROM _batch)",
-            {"d0": min(days).isoformat(), "d1": max(days).isoformat()},
+            {"d0": d0, "d1": d1},
             external_tables=[{
                 "name": "_batch",
                 "structure": [("event_id", "String"), ("tenant_id", "String"),
                               ("metric", "String")],
-                "data": [(e.event_id, e.tenant_id, e.metric) for e in events],
+                "data": rows,
             }],
         )
-        return {row[0] for row in rows}
+        return [first[row[0]] for row in stored]
 
     def delete_events(self, event_ids: Iterable[str]) -> int:
         removed = 0

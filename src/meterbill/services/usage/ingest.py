@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -22,13 +22,11 @@ from ...domain.usage import (
     MAX_BATCH,
     TIMESTAMP_FIELD,
     FieldError,
-    UsageEvent,
     batch_items,
-    parse_event,
-    whole_seconds,
 )
 from ...ports.metrics import metrics
 from ...ports.usage_store import UsageStore
+from .fast_batch import PlainEvent, decode_body, plain, raw_events_of, to_columns
 
 FileFormat = Literal["csv", "jsonl"]
 # Errors kept in a result; the rest are only counted, so a bad file cannot exhaust memory.
@@ -82,6 +80,30 @@ class IngestProgress:
 ProgressCallback = Callable[[IngestProgress], None]
 
 
+class KnownTenants:
+    """`known_tenants` that remembers the ids it found: meterbill never deletes a tenant, so a
+    known id stays known and a batch of known tenants costs no query. Unknown ids are asked
+    again each time (the tenant may be created at any moment). Past MAX_REMEMBERED ids the
+    memory is dropped and refilled, so it stays bounded."""
+
+    MAX_REMEMBERED = 1_000_000
+
+    def __init__(self, lookup: Callable[[Collection[str]], set[str]]) -> None:
+        self._lookup = lookup
+        self._known: set[str] = set()
+
+    def __call__(self, tenant_ids: Collection[str]) -> set[str]:
+        asked = set(tenant_ids)
+        missing = asked - self._known
+        if missing:
+            found = self._lookup(missing)
+            if len(self._known) + len(found) > self.MAX_REMEMBERED:
+                self._known = set()
+            self._known |= found
+            return (asked - missing) | found
+        return asked
+
+
 class UsageIngestService:
     def __init__(
         self,
@@ -126,47 +148,50 @@ class UsageIngestService:
 
     def batch_sender(self) -> BatchSender:
         """Batches of one file into this store (tenants looked up once for the whole file)."""
-        tenants: dict[str, bool] = {}
+        return _FileSender(self)
 
-        def send(batch: list[object]) -> IngestResult:
-            return self._ingest_chunk(batch, tenants=tenants)
-
-        return send
+    def ingest_json(self, body: bytes) -> tuple[IngestResult, int] | None:
+        """A `POST /usage/events` body whose events all have the plain shape, decoded and
+        checked at once (see `fast_batch`): its result and number of events. None when the
+        body is anything else; then decode it with `json` and call `ingest`, whose checks and
+        messages are the general ones."""
+        events = decode_body(body)
+        if events is None:
+            return None
+        return self._ingest_plain(events, raw_events_of(body), tenants={}), len(events)
 
     def _ingest_chunk(
         self, raw_events: object, *, tenants: dict[str, bool]
     ) -> IngestResult:
         items = batch_items(raw_events)
-        now = self.clock()
-        stamp = whole_seconds(now)
-        errors: list[FieldError] = []
-        parsed_events: list[tuple[int, UsageEvent]] = []
-        for index, raw in enumerate(items):
-            parsed = parse_event(raw, index, now=now, ingested_at=stamp)
-            if not isinstance(parsed, UsageEvent):
-                errors.extend(parsed)
-                continue
-            parsed_events.append((index, parsed))
-        unseen = {event.tenant_id for _, event in parsed_events} - tenants.keys()
+        return self._ingest_plain([plain(raw) for raw in items], items.__getitem__,
+                                  tenants=tenants)
+
+    def _ingest_plain(
+        self, events: Sequence[PlainEvent | None], raw_at: Callable[[int], object], *,
+        tenants: dict[str, bool],
+    ) -> IngestResult:
+        columns, indexes, errors = to_columns(events, raw_at, self.clock())
+        unseen = set(columns.tenant_id) - tenants.keys()
         if unseen:
             found = self.known_tenants(unseen)
             tenants.update((tenant_id, tenant_id in found) for tenant_id in unseen)
-        good: list[UsageEvent] = []
-        for index, parsed in parsed_events:
-            if tenants[parsed.tenant_id]:
-                good.append(parsed)
-            else:
-                errors.append(FieldError(
-                    index, "tenant_id",
-                    f"Unknown tenant: {parsed.tenant_id}. Create it first with POST /customers "
-                    "(or `meterbill tenants create`), then send its usage again.",
-                ))
+        if not all(tenants[tenant_id] for tenant_id in set(columns.tenant_id)):
+            keep = [tenants[tenant_id] for tenant_id in columns.tenant_id]
+            for index, tenant_id, known in zip(indexes, columns.tenant_id, keep, strict=True):
+                if not known:
+                    errors.append(FieldError(
+                        index, "tenant_id",
+                        f"Unknown tenant: {tenant_id}. Create it first with POST /customers "
+                        "(or `meterbill tenants create`), then send its usage again.",
+                    ))
+            columns = columns.select(keep)
         errors.sort(key=lambda e: -1 if e.index is None else e.index)  # stable: in event order
-        new = self.store.insert(good) if good else 0
+        new = self.store.insert_columns(columns) if len(columns) else 0
         _measured(new, len({e.index for e in errors}))
         return IngestResult(
-            accepted=len(good),
-            duplicates=len(good) - new,
+            accepted=len(columns),
+            duplicates=len(columns) - new,
             errors=errors[:MAX_REPORTED_ERRORS],
             rejected=len({e.index for e in errors}),
         )
@@ -175,6 +200,25 @@ class UsageIngestService:
 def _measured(stored: int, rejected: int) -> None:
     metrics.count("usage_events_ingested", stored)
     metrics.count("usage_events_rejected", rejected)
+
+
+class _FileSender:
+    """A file's batches into one service, tenants shared; `lines` takes JSON lines at once."""
+
+    def __init__(self, service: UsageIngestService) -> None:
+        self.service = service
+        self.tenants: dict[str, bool] = {}
+
+    def __call__(self, batch: list[object]) -> IngestResult:
+        return self.service._ingest_chunk(batch, tenants=self.tenants)
+
+    def lines(self, texts: list[str]) -> IngestResult | None:
+        """JSON lines that are all plain events, checked as one body; None otherwise."""
+        events = decode_body(('{"events":[' + ",".join(texts) + "]}").encode())
+        if events is None or len(events) != len(texts):  # e.g. two objects on one line
+            return None
+        return self.service._ingest_plain(events, lambda i: json.loads(texts[i]),
+                                          tenants=self.tenants)
 
 
 BatchSender = Callable[[list[object]], IngestResult]
@@ -201,21 +245,28 @@ def ingest_file_with(
         size = os.fstat(handle.fileno()).st_size
         reader = _LineReader(handle)
         fmt = file_format or _guess_format(path, handle)
-        records = _csv_records(reader) if fmt == "csv" else _jsonl_records(reader)
+        records = _csv_records(reader) if fmt == "csv" else _jsonl_lines(reader)
+        lines: Callable[[list[str]], IngestResult | None] | None = getattr(send, "lines", None)
         chunk: list[tuple[int, object]] = []
         read = 0
 
         def flush() -> None:
             first = read - len(chunk)
             errors: list[FieldError] = []
-            sent: list[tuple[int, int]] = []  # (index in the file, line) of each event sent
-            for offset, (line, raw) in enumerate(chunk):
-                if isinstance(raw, _Unparsable):
-                    errors.append(FieldError(first + offset, None, f"This line is {raw}.",
-                                             line))
-                else:
-                    sent.append((first + offset, line))
-            part = send([raw for _, raw in chunk if not isinstance(raw, _Unparsable)])
+            plain = lines([str(raw) for _, raw in chunk]) if lines and fmt == "jsonl" else None
+            if plain is not None:  # every line a plain event, checked as one body
+                part = plain
+                sent = [(first + offset, line) for offset, (line, _) in enumerate(chunk)]
+            else:
+                records = [(line, _record(raw)) for line, raw in chunk]
+                sent = []  # (index in the file, line) of each event sent
+                for offset, (line, raw) in enumerate(records):
+                    if isinstance(raw, _Unparsable):
+                        errors.append(FieldError(first + offset, None, f"This line is {raw}.",
+                                                 line))
+                    else:
+                        sent.append((first + offset, line))
+                part = send([raw for _, raw in records if not isinstance(raw, _Unparsable)])
             for error in part.errors:
                 if error.index is None:
                     errors.append(error)
@@ -279,15 +330,21 @@ def _guess_format(path: Path, handle: BinaryIO) -> FileFormat:
     return "jsonl" if head.startswith(b"{") else "csv"
 
 
-def _jsonl_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
+def _jsonl_lines(reader: _LineReader) -> Iterable[tuple[int, object]]:
     for text in reader:
-        if not text.strip():
-            continue
-        try:
-            yield reader.line, json.loads(text)
-        except json.JSONDecodeError as exc:
-            # Not an event object: parse_event reports it with the reason.
-            yield reader.line, _Unparsable(f"not valid JSON ({exc.msg} at column {exc.colno})")
+        if text.strip():
+            yield reader.line, _JsonText(text)
+
+
+def _record(raw: object) -> object:
+    """A JSON line's object (an `_Unparsable` if it is not JSON); other records as they are."""
+    if not isinstance(raw, _JsonText):
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        # Not an event object: parse_event reports it with the reason.
+        return _Unparsable(f"not valid JSON ({exc.msg} at column {exc.colno})")
 
 
 def _csv_records(reader: _LineReader) -> Iterable[tuple[int, object]]:
@@ -325,5 +382,11 @@ def _check_header(header: list[str]) -> None:
 
 class _Unparsable(str):
     """A file line that holds no record; its text says why."""
+
+    __slots__ = ()
+
+
+class _JsonText(str):
+    """A JSON line not decoded yet."""
 
     __slots__ = ()
