@@ -130,7 +130,7 @@ def _database(kind: str) -> Iterator[dict[str, str]]:
         admin.dispose()
 
 
-@pytest.fixture(scope="session", params=_databases())
+@pytest.fixture(scope="package", params=_databases())
 def server(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with _database(request.param) as database:
@@ -219,7 +219,9 @@ def seed(server: Server) -> None:
         server.faults()
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop in this thread while it runs, and
+# the rest of the suite calls asyncio.run.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
