@@ -151,6 +151,8 @@ def test_the_review_queue_shows_both_versions_and_approve_finalizes(
         assert re.search(r'id="held-count">1<', queue.text)
         everything = api.get("/admin/invoices?status=all").text
         assert f'id="review-{verified}"' in everything
+        wrong = api.get("/admin/invoices?status=sent").text
+        assert "There is no status &#39;sent&#39;; choose one of verified, held" in wrong
 
         tenant_page = api.get("/admin/tenants/t-double").text
         assert "Held for review (1)" in tenant_page and f'id="review-{held}"' in tenant_page
@@ -185,3 +187,29 @@ def test_the_review_queue_shows_both_versions_and_approve_finalizes(
         "approved", "admin", "the 5,000 were real")
     month.deliver()
     assert month.charged("t-double") == [9900, 11100]  # Stripe's amount, as drafted
+
+
+def test_correct_from_the_console_is_recorded_as_the_logged_in_user(
+        month: Month, container: Container) -> None:  # noqa: F811
+    from meterbill.domain.passwords import hash_password
+    from meterbill.entrypoints.api.console.auth import parse_admin_users
+
+    _, held = hold_one(month)
+    app = create_app(container)
+    app.state.console_auth.users = parse_admin_users(
+        f"alice:{hash_password('correct horse', iterations=1000)}")
+    with TestClient(app) as api:
+        assert login(api, "correct horse", user="alice").status_code == 303
+        token = page_csrf(api, "/admin/invoices")
+        done = api.post(f"/admin/invoices/{held}/correct", data={
+            "csrf_token": token, "reason": "test traffic sent by hand",
+            "description": "Usage correction: 5,000 test queries removed"})
+        assert f"Invoice {held} corrected" in done.text
+        assert "No invoice is held" in done.text
+    item = container.invoice_review.get(held)
+    assert (item.status, item.decided_by, item.correction_cents) == ("corrected", "alice", -400)
+    lines = month.client.v1.invoices.retrieve(held).lines.data
+    assert [line.amount for line in lines
+            if line.description == "Usage correction: 5,000 test queries removed"] == [-400]
+    month.deliver()
+    assert month.charged("t-double") == [9900, 10700]  # meterbill's total

@@ -35,12 +35,15 @@ def _back(value: str | None) -> str:
 def queue(request: Request, container: ContainerDep, session: SessionDep,
           status: Annotated[str, Query(max_length=16)] = "held",
           tenant: Annotated[str, Query(max_length=128)] = "") -> Response:
-    chosen = status if status in (*STATUSES, "all") else "held"
+    chosen, error = status, None
+    if status not in (*STATUSES, "all"):
+        chosen, error = "held", (f"There is no status {status!r}; choose one of "
+                                 f"{', '.join(STATUSES)}, or all. Showing the held ones.")
     review = container.invoice_review
     items = review.list(status=None if chosen == "all" else chosen,
                         tenant_id=tenant.strip() or None, limit=200)
     return page(request, "console/invoices.html", items=items, figures=review.figures(),
-                statuses=STATUSES, status=chosen, tenant=tenant,
+                statuses=STATUSES, status=chosen, tenant=tenant, error=error,
                 done=request.query_params.get("done"), failed=request.query_params.get("failed"))
 
 
