@@ -22,3 +22,4 @@ statement_url  # noqa
 median_ms  # noqa
 mrr  # noqa
 revenue_month  # noqa
+has_next  # noqa

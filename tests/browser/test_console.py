@@ -176,3 +176,19 @@ def test_keyboard_only(page: Any, server: Server) -> None:
     page.keyboard.press("Enter")
     page.wait_for_url(server.url + "/admin/tenants/initech")
     assert page.locator("#tenant-state").inner_text() == "Trialing"
+
+
+def test_operations_and_the_review_queue(page: Any, server: Server, tmp_path: Path) -> None:
+    log_in(page, server, "/admin/operations")
+    assert page.get_by_role("heading", name=re.compile("Service-level objectives")).is_visible()
+    assert page.locator(".tile.slo").count() >= 1
+    page.get_by_label(re.compile("dry run")).check()
+    page.get_by_role("button", name="Reconcile now").click()
+    assert "Nothing was changed or recorded" in page.locator("#dry-run").inner_text()
+    page.get_by_role("button", name="Reconcile now").click()  # the real run, recorded
+    assert page.get_by_role("status").filter(has_text="Reconciled").is_visible()
+    assert page.locator("#job-runs").filter(has_text="subscription-reconcile").count() == 1
+    shot(page, "console-operations", tmp_path)
+    page.get_by_role("link", name="Invoices", exact=True).click()
+    assert page.get_by_role("heading", name="Invoice review").is_visible()
+    assert page.locator("#held-count").inner_text() == "0"

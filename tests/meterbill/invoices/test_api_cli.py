@@ -17,21 +17,7 @@ from stripe_sandbox import faults
 from tests.meterbill.cli.conftest import Run
 from tests.meterbill.webhooks.conftest import event_body
 
-from .month import RENEWAL, START, Month
-
-
-def hold_one(month: Month) -> tuple[str, str]:
-    """t-ok verified, t-double held (5,000 queries sent to Stripe behind meterbill's back)."""
-    for tenant in ("t-ok", "t-double"):
-        month.subscribe(tenant, "pro")
-        month.usage(tenant, 110_000, START + timedelta(hours=1), RENEWAL - timedelta(days=1))
-    month.live_until(RENEWAL - timedelta(days=3))
-    month.client.v1.billing.meter_events.create(params={
-        "event_name": "queries", "timestamp": int((RENEWAL - timedelta(days=5)).timestamp()),
-        "payload": {"stripe_customer_id": month.world.tenants["t-double"].customer_id,
-                    "value": "5000"}})
-    month.live_until(RENEWAL + timedelta(minutes=30))
-    return month.invoice("t-ok").id, month.invoice("t-double").id
+from .month import RENEWAL, START, Month, hold_one
 
 
 def test_the_review_queue_over_http(month: Month, container: Container,

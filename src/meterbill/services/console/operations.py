@@ -1,5 +1,5 @@
-"""Operations: the usage drifts usage reconciliation recorded (subscription drifts and SLO
-status arrive with the operations work)."""
+"""Operations: the drifts reconciliation recorded (usage against Stripe's meter, subscriptions
+against Stripe's, a page at a time)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from datetime import datetime
 
 from ...adapters.db.session import Database
 from ...adapters.db.usage_ledger import UsageDriftRepository
+from ..reconcile.subscriptions import DriftView, SubscriptionReconciler
+
+DRIFTS_PER_PAGE = 25
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,18 @@ def usage_drifts(db: Database, limit: int = 50) -> list[UsageDriftRow]:
         return [UsageDriftRow(d.found_at, d.tenant_id, d.metric, d.period_label, d.ours,
                               d.stripe, d.ledger, d.diff)
                 for d in UsageDriftRepository(session).recent(limit)]
+
+
+@dataclass(frozen=True)
+class DriftPage:
+    rows: list[DriftView]  # newest first
+    page: int
+    has_next: bool
+
+
+def subscription_drifts(reconciler: SubscriptionReconciler, page: int = 1) -> DriftPage:
+    """One page of recorded subscription drifts; one row more than a page says if there is
+    a next one, so no count is needed."""
+    page = max(1, page)
+    rows = reconciler.drifts(DRIFTS_PER_PAGE + 1, (page - 1) * DRIFTS_PER_PAGE)
+    return DriftPage(rows[:DRIFTS_PER_PAGE], page, len(rows) > DRIFTS_PER_PAGE)

@@ -2,7 +2,8 @@
 
 One router per page; `install(app)` adds them, the static files and the login redirect. Pages
 are Jinja2 templates in `meterbill/templates/console/`, built from small partials so that a
-section (SLO tiles, drifts, the sandbox clock) is one new partial and one line in a page.
+section (SLO tiles, drifts, a held invoice, the sandbox clock) is one partial and one line
+in a page.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from fastapi.staticfiles import StaticFiles
 
 from meterbill.bootstrap import Container
 
-from . import login, notifications, operations, overview, tenants, webhooks
+from . import invoices, login, notifications, operations, overview, tenants, webhooks
 from .auth import ConsoleAuth, parse_admin_users
 from .common import LoginRequired, login_redirect
 
-ROUTERS = (login.router, overview.router, tenants.router, webhooks.router, operations.router,
-           notifications.router)
+ROUTERS = (login.router, overview.router, tenants.router, invoices.router, webhooks.router,
+           operations.router, notifications.router)
 
 
 def install(app: FastAPI, container: Container, token: str) -> None:

@@ -19,4 +19,5 @@ router = APIRouter(prefix="/admin")
 def overview(request: Request, container: ContainerDep, session: SessionDep) -> Response:
     data = OverviewService(container.db, container.catalog).overview()
     return page(request, "console/overview.html", overview=data, states=STATES,
-                inbox=container.webhook_components().admin.counts())
+                inbox=container.webhook_components().admin.counts(),
+                slos=container.slo_status.status())

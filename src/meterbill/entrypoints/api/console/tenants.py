@@ -52,6 +52,7 @@ def tenant_page(request: Request, tenant_id: TenantIdPath, container: ContainerD
         # Stripe unreachable: say so on a page, not in the API's JSON.
         return page(request, "console/problem.html", problem.status, message=problem.message)
     return page(request, "console/tenant.html", t=detail,
+                held=container.invoice_review.list(status="held", tenant_id=tenant_id),
                 plans=[p.key for p in container.catalog.plans],
                 done=request.query_params.get("done"), failed=request.query_params.get("failed"),
                 link=request.query_params.get("link"))
