@@ -18,6 +18,7 @@ from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
+from ..services.sandbox.clock import SandboxClock
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
@@ -69,7 +70,26 @@ def notifications(container: Container) -> NotificationService:
 
 def dunning(container: Container) -> DunningService:
     return DunningService(container.db, container.dunning_policy, container.notifier,
-                          container.access, on_notices=container.notifications.after_commit)
+                          container.access, on_notices=container.notifications.after_commit,
+                          clock=container.stripe_time)
+
+
+def sandbox_clock(container: Container) -> SandboxClock:
+    """Sandbox mode's test clocks; `Conflict` with a Stripe key (real time cannot move)."""
+    from ..adapters.stripe_test_clocks import StripeTestClocks
+    from ..domain.errors import Conflict
+
+    if container.settings.mode != "sandbox":
+        raise Conflict("Time travel exists only in sandbox mode (no STRIPE_SECRET_KEY); with a "
+                       "Stripe key, use test clocks in the Dashboard.", code="not_sandbox_mode")
+    sandbox = container.sandbox
+
+    def settle(timeout: float) -> bool:
+        # The in-process sandbox's webhook sender; a sandbox on a port is not ours to watch.
+        dispatcher = getattr(sandbox, "webhooks", None)
+        return dispatcher is None or bool(dispatcher.wait_idle(timeout))
+
+    return SandboxClock(StripeTestClocks(container.stripe_client), container.db, settle=settle)
 
 
 def overdue_invoices(container: Container) -> OverdueInvoices:
@@ -108,7 +128,8 @@ def usage_sync(container: Container) -> UsageSyncService:
                     max_seconds=settings.usage_sync_backoff_max_seconds),
         RequestPacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None)
     return UsageSyncService(container.db, container.usage_store, meters, container.catalog,
-                            SyncOptions(concurrency=settings.usage_sync_concurrency))
+                            SyncOptions(concurrency=settings.usage_sync_concurrency),
+                            clock=container.stripe_time)
 
 
 def portal(container: Container) -> PortalService:

@@ -17,6 +17,7 @@ from meterbill.domain.clock import utcnow
 
 from . import (
     admin_jobs,
+    admin_sandbox,
     admin_usage,
     customers,
     entitlement,
@@ -39,7 +40,7 @@ log = logging.getLogger("meterbill.api")
 PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tenants.router,
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
-                                     admin_jobs.router)
+                                     admin_jobs.router, admin_sandbox.router)
 # The billing-portal link of emails is authenticated by its own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router)
 

@@ -9,7 +9,18 @@ import typer
 
 from meterbill.entrypoints import worker
 
-from . import admin, billing, dunning, jobs, notifications, server, usage, usage_sync, webhooks
+from . import (
+    admin,
+    billing,
+    dunning,
+    jobs,
+    notifications,
+    sandbox,
+    server,
+    usage,
+    usage_sync,
+    webhooks,
+)
 from .context import CliContext
 
 app = typer.Typer(
@@ -20,7 +31,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(server.serve)
-app.command("sandbox")(server.sandbox)
+# `meterbill sandbox` alone runs the sandbox on a port; `meterbill sandbox advance` moves time.
+sandbox.sandbox_app.callback(invoke_without_command=True)(server.sandbox)
+app.add_typer(sandbox.sandbox_app, name="sandbox")
 app.command("check-config")(admin.check_config)
 app.command("api-token")(admin.api_token)
 app.add_typer(admin.db_app, name="db")

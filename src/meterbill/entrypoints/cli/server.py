@@ -39,6 +39,7 @@ from .context import (
     reported,
 )
 from .output import JsonFlag, panel_console
+from .sandbox_account import connect_webhooks
 from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
 from .server_record import ServerRecord, reachable_url, record_file, remembered_port
 
@@ -89,6 +90,7 @@ def serve(
         if settings.mode == "sandbox":
             _prepare_sandbox(container)  # migrations + catalog sync: a fresh clone just works
             _warn_missing_customers(container)
+            connect_webhooks(container, api_url)  # the sandbox's events come here by themselves
         else:
             _require_schema(container)  # before anything below touches the tables
         scheduler = _start_schedule(container)  # the schedule table, unless beat runs it
@@ -101,6 +103,7 @@ def serve(
 
 
 def sandbox(
+    ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = (
         DEFAULT_SANDBOX_PORT
@@ -113,7 +116,10 @@ def sandbox(
     """Run the local Stripe sandbox (a Stripe-compatible API) until Ctrl-C.
 
     For fault injection and webhook forwarding use `python -m stripe_sandbox --help`.
+    `meterbill sandbox advance` moves a sandbox-mode server's time instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     # Imported here: meterbill itself never depends on the sandbox package.
     from stripe_sandbox import Sandbox, SandboxConfig
     from stripe_sandbox.server import SandboxServer
