@@ -126,9 +126,11 @@ class SandboxClock:
             steps, unhandled, moment = 0, 0, start
             while moment < target:
                 moment = min(moment + STEP, target)
+                # Set first: the events of this step are delivered and handled while the
+                # clocks move, and what they record carries the step's time.
+                self._now = moment
                 for clock in clocks:
                     self._advance_one(clock, moment)
-                self._now = moment
                 steps += 1
                 unhandled = self._wait_handled(marks.inbox)
             report = AdvanceReport(started=start, reached=target, clocks=len(clocks),
