@@ -26,7 +26,7 @@ from ...adapters.db.repositories import SubscriptionRepository
 from ...adapters.db.session import Database
 from ...adapters.db.timeline import TimelineRepository
 from ...domain.clock import Clock, utcnow
-from ...domain.errors import InvalidInput
+from ...domain.errors import Conflict, InvalidInput
 from ...ports.test_clocks import ClockRecord, TestClocksPort
 
 PREFIX = "meterbill:"
@@ -121,6 +121,10 @@ class SandboxClock:
             clocks = self.ours()
             start = self.now()
             target = self._target(start, days, to, to_next_renewal)
+            if not clocks:
+                raise Conflict("No customer of meterbill sits on a sandbox test clock yet, so "
+                               "there is no time to move. Fix: create a tenant first "
+                               "(`meterbill tenants create`).", code="no_test_clocks")
             marks = self._marks()
             began = time.monotonic()
             steps, unhandled, moment = 0, 0, start
