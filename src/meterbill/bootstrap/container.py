@@ -38,6 +38,7 @@ from ..services.jobs import JobRunner
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalLinks, PortalService
 from ..services.sandbox.clock import SandboxClock
+from ..services.sandbox.demo import DemoParts
 from ..services.usage.ingest import UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.sync import DeferredFlush, UsageSyncService
@@ -120,6 +121,7 @@ class Container:
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
     # Sandbox mode's time travel (`Conflict` outside it).
     sandbox_clock: ClassVar[_Part[SandboxClock]] = _Part(parts.sandbox_clock)
+    demo_parts: ClassVar[_Part[DemoParts]] = _Part(parts.demo_parts)
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
     webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(

@@ -19,6 +19,7 @@ from ..services.access.overdue import OverdueInvoices
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
 from ..services.sandbox.clock import SandboxClock
+from ..services.sandbox.demo import DemoParts
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
@@ -139,3 +140,32 @@ def portal(container: Container) -> PortalService:
     return_url = settings.portal_return_url or (settings.public_url + "/billing/portal/return")
     return PortalService(container.db, container.portal_links,
                          StripePortal(container.stripe_client), return_url=return_url)
+
+
+def demo_parts(container: Container) -> DemoParts:
+    """What `meterbill demo` (and `make run` on a new database) drives: meterbill's services,
+    a cancel made in Stripe itself, and the usage store's and the ledger's totals."""
+    from datetime import datetime, timedelta
+
+    from ..adapters.db.usage_ledger import UsageLedgerRepository
+
+    metric = container.catalog.meter.event_name
+
+    def cancel_in_stripe(subscription_id: str) -> None:
+        container.gateway.cancel_subscription(subscription_id,
+                                              idempotency_key=f"demo-cancel:{subscription_id}")
+
+    def usage_totals(tenant_ids: list[str], since: datetime) -> tuple[int, int]:
+        until = since + timedelta(days=400)
+        store = container.usage_store
+        stored = sum(store.total(t, metric, since, until) for t in tenant_ids)
+        with container.db.session() as session:
+            ledger = UsageLedgerRepository(session)
+            reported = sum(ledger.reported(t, metric, since, until) for t in tenant_ids)
+        return stored, reported
+
+    return DemoParts(clock=container.sandbox_clock, customers=container.customers,
+                     subscriptions=container.subscriptions, tenants=container.tenants,
+                     ingest=lambda: container.usage_ingest,
+                     sync=lambda: container.usage_sync.sync(),
+                     cancel_in_stripe=cancel_in_stripe, usage_totals=usage_totals)

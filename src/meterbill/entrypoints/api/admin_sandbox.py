@@ -5,10 +5,13 @@ webhooks, so it moves the clocks and waits for what follows.
 - `POST /admin/sandbox/advance` `{days | to | to_next_renewal}`: move every test clock of
   meterbill's customers; what happened (invoices made, paid, failed; dunning steps; emails).
   409 `not_sandbox_mode` with a Stripe key.
+- `POST /admin/sandbox/demo` `{tenants, days}`: seed tenants a month back and simulate their
+  month (`services/sandbox/demo.py`); the end table. 409 when the sandbox has clocks already.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from .deps import ContainerDep
 from .schemas import _Body
 
+log = logging.getLogger("meterbill.demo")
 router = APIRouter(prefix="/admin/sandbox", tags=["admin"])
 
 
@@ -35,3 +39,20 @@ async def advance(body: AdvanceRequest, container: ContainerDep) -> dict[str, An
     report = await run_in_threadpool(lambda: clock.advance(
         days=body.days, to=body.to, to_next_renewal=body.to_next_renewal))
     return report.to_dict()
+
+
+class DemoRequest(_Body):
+    tenants: int = Field(default=25, ge=1, le=200, description="How many tenants.")
+    days: int | None = Field(default=None, ge=1, le=62, description="How many days back the "
+                             "simulation starts (default: one calendar month).")
+
+
+@router.post("/demo", summary="Sandbox mode: seed tenants and simulate their month of billing")
+async def demo(body: DemoRequest, container: ContainerDep) -> dict[str, Any]:
+    from meterbill.services.sandbox.demo import run_demo
+
+    container.sandbox_clock  # noqa: B018 - 409 outside sandbox mode, before anything runs
+    summary = await run_in_threadpool(lambda: run_demo(
+        container.demo_parts, tenants=body.tenants, days=body.days,
+        progress=lambda line: log.info("%s", line)))
+    return summary.to_dict()

@@ -34,6 +34,7 @@ app.command("serve")(server.serve)
 # `meterbill sandbox` alone runs the sandbox on a port; `meterbill sandbox advance` moves time.
 sandbox.sandbox_app.callback(invoke_without_command=True)(server.sandbox)
 app.add_typer(sandbox.sandbox_app, name="sandbox")
+app.command("demo")(sandbox.demo)
 app.command("check-config")(admin.check_config)
 app.command("api-token")(admin.api_token)
 app.add_typer(admin.db_app, name="db")

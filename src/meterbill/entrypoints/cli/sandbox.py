@@ -78,3 +78,49 @@ def _tables(report: dict[str, Any]) -> list[Any]:
 
 def _dollars(cents: int) -> str:
     return f"{cents // 100:,}.{cents % 100:02d}"
+
+
+def demo(
+    ctx: typer.Context,
+    tenants: Annotated[int, typer.Option("--tenants", min=1, max=200,
+                                         help="How many tenants.")] = 25,
+    days: Annotated[int | None, typer.Option(
+        "--days", min=1, max=62, help="Start this many days back (default: a month).")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Sandbox mode: seed tenants a month back and simulate their month of billing (what
+    `make run` does on a new database), then show the end table."""
+    cli = cli_context(ctx)
+    with reported(as_json):
+        with cli.running_server(announce=None) as server:
+            if server is None:
+                raise CliFailure("server_not_running", (
+                    "The demo needs the running `meterbill serve` in sandbox mode: it holds "
+                    "the sandbox and handles the webhooks that follow. Fix: start it (`make "
+                    "run`) and run this command again."), exit_code=2)
+            if not as_json:
+                console().print("Simulating a month of billing (the server logs each day) ...")
+            summary = server.demo({"tenants": tenants, "days": days})
+        show(summary, as_json, *summary_tables(summary))
+
+
+def summary_tables(summary: dict[str, Any]) -> list[Any]:
+    """The demo's end table, for the CLI and `serve` on a new database."""
+    invoices = summary.get("invoices") or {}
+    return [
+        table(f"A month of billing: {summary['started'][:10]} → {summary['ended'][:10]} "
+              "(the sandbox's test clocks)", ("tenants by state", "count"),
+              sorted((summary.get("states") or {}).items())),
+        table("Invoices", ("made", "finalized", "paid", "failed attempts", "paid $",
+                           "finalized $"),
+              [(invoices.get("created", 0), invoices.get("finalized", 0),
+                invoices.get("paid", 0), invoices.get("payment_failed", 0),
+                _dollars(invoices.get("paid_cents", 0)),
+                _dollars(invoices.get("finalized_cents", 0)))]),
+        table("Usage", ("events sent", "sent twice", "late", "stored", "reported to Stripe",
+                        "cancelled in Stripe", "caught by webhook"),
+              [(summary["events_sent"], summary["duplicates"], summary["late"],
+                summary["usage_stored"], summary["usage_reported"],
+                summary.get("cancelled_in_stripe") or "-",
+                "yes" if summary.get("caught") else "no")]),
+    ]

@@ -53,6 +53,9 @@ def serve(
     ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (env PORT).")] = 8000,
+    seed_demo: Annotated[bool, typer.Option(
+        "--seed-demo", help="Sandbox mode on a new database: once serving, seed and simulate a "
+                            "month of billing (`make run` does).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Sandbox mode prepares itself first."""
@@ -97,6 +100,13 @@ def serve(
         if scheduler is not None:
             stack.callback(scheduler.stop)
         _announce(container, api_url, sandbox_url, app.state.api_token_generated, as_json)
+        if seed_demo and settings.mode == "sandbox" and container.uses_test_clocks:
+            if container.tenants.list():
+                log.info("this database has tenants already: no demo month is seeded "
+                         "(`meterbill demo` runs one on a new database)")
+            else:
+                threading.Thread(target=_seed_demo, args=(container, host, port, api_url),
+                                 name="meterbill-demo", daemon=True).start()
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower())
@@ -285,6 +295,41 @@ def _announce(container: Container, api_url: str, sandbox_url: str | None,
         lines.append(f"API token: the development one kept in {local_secrets(settings).path} "
                      "(`meterbill api-token` prints it).")
     panel_console().print(Panel.fit("\n".join(lines), title="meterbill", border_style="yellow"))
+
+
+def _seed_demo(container: Container, host: str, port: int, api_url: str) -> None:
+    """Once the API listens (the sandbox's webhooks come to it), simulate a month."""
+    import socket
+    import time
+
+    from meterbill.services.sandbox.demo import run_demo
+
+    from .sandbox import summary_tables
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host if host != "0.0.0.0" else "127.0.0.1", port),
+                                          timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        summary = run_demo(container.demo_parts, progress=lambda line: log.info("%s", line))
+    except Exception:  # the server keeps serving; the log says what failed
+        log.exception("the demo month could not be seeded")
+        return
+    out = panel_console()
+    for seen in summary_tables(summary.to_dict()):
+        out.print(seen)
+    out.print(Panel.fit(
+        f"A month of billing is seeded. Look at it:\n"
+        f"  API docs: {api_url}/docs\n"
+        f"  token:    . .venv/bin/activate && meterbill api-token\n"
+        f"  tenants:  meterbill tenants list; meterbill tenants timeline demo_003\n"
+        f"  emails:   meterbill notifications list\n"
+        "  more time: meterbill sandbox advance --days 7\n"
+        "(the admin console is not built yet)", title="meterbill demo", border_style="green"))
 
 
 @contextlib.contextmanager

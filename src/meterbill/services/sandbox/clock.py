@@ -99,6 +99,13 @@ class SandboxClock:
             self._now = max(times) if times else self.wall().replace(microsecond=0)
         return self._now
 
+    def start_at(self, moment: datetime) -> None:
+        """Where the first clock starts (a demo starting in the past); only before any."""
+        if self.ours():
+            raise Conflict("The sandbox's clocks exist already; their time cannot be set.",
+                           code="clocks_exist")
+        self._now = moment.replace(microsecond=0)
+
     def clock_for(self, tenant_id: str) -> str:
         """The tenant's test clock, made at the account's time on first use."""
         name = PREFIX + tenant_id
@@ -125,7 +132,7 @@ class SandboxClock:
                 raise Conflict("No customer of meterbill sits on a sandbox test clock yet, so "
                                "there is no time to move. Fix: create a tenant first "
                                "(`meterbill tenants create`).", code="no_test_clocks")
-            marks = self._marks()
+            marks = self.marks()
             began = time.monotonic()
             steps, unhandled, moment = 0, 0, start
             while moment < target:
@@ -142,6 +149,14 @@ class SandboxClock:
                                    unhandled=unhandled)
             self._fill(report, marks)
             return report
+
+    def report_since(self, marks: _Marks) -> AdvanceReport:
+        """What happened since `marks()` was taken (a run of several advances)."""
+        now = self.now()
+        report = AdvanceReport(started=now, reached=now, clocks=len(self.ours()), steps=0,
+                               waited_seconds=0.0)
+        self._fill(report, marks)
+        return report
 
     def _target(self, start: datetime, days: float | None, to: datetime | None,
                 to_next_renewal: bool) -> datetime:
@@ -199,7 +214,7 @@ class SandboxClock:
 
     # --- what happened -------------------------------------------------------------------------
 
-    def _marks(self) -> _Marks:
+    def marks(self) -> _Marks:
         with self.db.session() as session:
             return _Marks(InboxRepository(session).last_id(),
                           TimelineRepository(session).last_id(),
