@@ -122,6 +122,9 @@ def usage_sync(container: Container) -> UsageSyncService:
 
     settings = container.settings
     rate = settings.usage_sync_requests_per_second
+    if container.sandbox is not None and "usage_sync_requests_per_second" not in (
+            settings.model_fields_set):
+        rate = 0.0  # the pace keeps under Stripe's rate limit; the in-process sandbox has none
     meters = StripeMeters(
         container.usage_stripe_client,  # STRIPE_USAGE_SYNC_TIMEOUT_SECONDS
         RetryPolicy(max_attempts=settings.usage_sync_max_attempts,
@@ -167,5 +170,5 @@ def demo_parts(container: Container) -> DemoParts:
     return DemoParts(clock=container.sandbox_clock, customers=container.customers,
                      subscriptions=container.subscriptions, tenants=container.tenants,
                      ingest=lambda: container.usage_ingest,
-                     sync=lambda: container.usage_sync.sync(),
+                     sync=lambda since: container.usage_sync.sync(since=since),
                      cancel_in_stripe=cancel_in_stripe, usage_totals=usage_totals)

@@ -111,6 +111,7 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/admin/jobs": ["get"],
         "/admin/jobs/{name}/run": ["post"],
         "/admin/sandbox/advance": ["post"],
+        "/admin/sandbox/demo": ["post"],
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],

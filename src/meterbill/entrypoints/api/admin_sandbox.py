@@ -18,6 +18,8 @@ from fastapi import APIRouter
 from pydantic import AwareDatetime, Field
 from starlette.concurrency import run_in_threadpool
 
+from meterbill.domain.errors import Conflict
+
 from .deps import ContainerDep
 from .schemas import _Body
 
@@ -52,6 +54,9 @@ async def demo(body: DemoRequest, container: ContainerDep) -> dict[str, Any]:
     from meterbill.services.sandbox.demo import run_demo
 
     container.sandbox_clock  # noqa: B018 - 409 outside sandbox mode, before anything runs
+    if not container.uses_test_clocks:
+        raise Conflict("The demo moves test clocks, and SANDBOX_TEST_CLOCKS is false. Fix: "
+                       "unset it (or set it to true).", code="test_clocks_off")
     summary = await run_in_threadpool(lambda: run_demo(
         container.demo_parts, tenants=body.tenants, days=body.days,
         progress=lambda line: log.info("%s", line)))

@@ -190,6 +190,7 @@ class SandboxClock:
         self.clocks.advance_clock(clock.id, moment,
                                   idempotency_key=f"advance:{clock.id}:{int(moment.timestamp())}")
         deadline = time.monotonic() + self.settle_seconds
+        current = self.clocks.retrieve_clock(clock.id)  # Stripe advances asynchronously
         while current.status != "ready" or current.frozen_time < moment:
             if current.status == "internal_failure":
                 raise RuntimeError(f"Stripe could not advance test clock {clock.id}.")

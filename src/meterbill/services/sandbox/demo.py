@@ -16,7 +16,7 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...domain.clock import Clock, utcnow
@@ -122,7 +122,8 @@ class DemoParts:
     subscriptions: SubscriptionService
     tenants: TenantService
     ingest: Callable[[], UsageIngestService]
-    sync: Callable[[], object]  # the usage sync's daily run (as the daily job does it)
+    # The usage sync from a day on (the daily job's run; yesterday's late events included).
+    sync: Callable[[date], object]
     # Someone cancels a subscription in Stripe's dashboard: not through meterbill.
     cancel_in_stripe: Callable[[str], None]
     # The usage store's and the ledger's totals of these tenants since a moment.
@@ -210,7 +211,7 @@ def run_demo(parts: DemoParts, *, tenants: int = 25, days: int | None = None, se
                          "directly in Stripe (not through meterbill)")
         step = min(DAY, end - day)
         report = parts.clock.advance(days=step / DAY)
-        parts.sync()
+        parts.sync((day - DAY).date())
         day += step
         invoices = report.invoices
         progress(f"demo: day {index}/{total_days} ({day:%Y-%m-%d}): {len(batch)} events; "
