@@ -138,7 +138,8 @@ def run_demo(parts: DemoParts, *, tenants: int = 25, days: int | None = None, se
         raise InvalidInput(f"tenants must be between 1 and {MAX_TENANTS}, got {tenants}.",
                            field="tenants")
     now = parts.wall().replace(microsecond=0)
-    start = _month_before(now) if days is None else now - days * DAY
+    # Renewals fall at least three hours back, so they are finalized and charged by the end.
+    start = _month_before(now - timedelta(hours=3)) if days is None else now - days * DAY
     if not DAY <= now - start <= MAX_DAYS * DAY:
         raise InvalidInput(f"days must be between 1 and {MAX_DAYS}, got {days}.", field="days")
     if parts.clock.ours():
@@ -165,7 +166,8 @@ def run_demo(parts: DemoParts, *, tenants: int = 25, days: int | None = None, se
             subscribed[tenant.tenant_id] = sub.id
         except MeterbillError as error:  # shown in the table as a tenant without a plan
             progress(f"demo: {tenant.tenant_id} not subscribed: {error}")
-    end = now + timedelta(hours=2)  # renewals due now are finalized and charged
+    # The month ends at the real present: what a person does next happens "now".
+    end = now
     total_days = max(1, (end - start + DAY - timedelta(seconds=1)) // DAY)
     late: list[dict[str, Any]] = []
     day = start
