@@ -11,6 +11,7 @@ from pathlib import Path
 
 import stripe
 
+from meterbill.config import Settings
 from meterbill.domain.plans import load_catalog
 
 from .test_multi_terminal import _free_port, _meterbill, _serve
@@ -22,16 +23,18 @@ def _day(unix: int) -> str:
     return datetime.fromtimestamp(unix, UTC).date().isoformat()
 
 
-def test_the_demo_month_matches_the_sandbox_to_the_cent(tmp_path: Path) -> None:
-    with _serve(tmp_path, _free_port()):
-        result = _meterbill(tmp_path, "demo", "--tenants", str(TENANTS), "--json")
+def test_the_demo_month_matches_the_sandbox_to_the_cent(tmp_path: Path, database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}  # SQLite, and PostgreSQL when the tests have it
+    with _serve(tmp_path, _free_port(), env):
+        result = _meterbill(tmp_path, "demo", "--tenants", str(TENANTS), "--json", env=env)
         assert result.returncode == 0, result.stderr + result.stdout
         summary = json.loads(result.stdout)
-        again = _meterbill(tmp_path, "demo", "--json")  # a second run starts nothing
+        again = _meterbill(tmp_path, "demo", "--json", env=env)  # a second run starts nothing
         assert again.returncode == 1 and json.loads(again.stdout)["error"]["code"] == (
             "demo_not_fresh")
-        sandbox_url = json.loads((tmp_path / "var" / "meterbill.server.json").read_text())[
-            "sandbox_url"]
+        record = Settings(_env_file=None, database_url=database_url).state_file(  # type: ignore[call-arg]
+            ".server.json")
+        sandbox_url = json.loads((tmp_path / record).read_text())["sandbox_url"]
         client = stripe.StripeClient("sk_test_sandbox", base_addresses={
             "api": sandbox_url, "meter_events": sandbox_url})
         invoices = list(client.v1.invoices.list(params={"limit": 100}).auto_paging_iter())

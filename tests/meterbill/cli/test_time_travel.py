@@ -13,9 +13,10 @@ import httpx
 from .test_multi_terminal import _free_port, _meterbill, _serve
 
 
-def _token(clone: Path) -> dict[str, str]:
-    kept = json.loads((clone / "var" / "meterbill.secrets.json").read_text())
-    return {"Authorization": f"Bearer {kept['api_token']}"}
+def _token(clone: Path, env: dict[str, str]) -> dict[str, str]:
+    """The development token the server keeps beside its database."""
+    token = _meterbill(clone, "api-token", env=env).stdout.strip()
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _ok(result: object) -> dict:  # type: ignore[type-arg]
@@ -23,17 +24,20 @@ def _ok(result: object) -> dict:  # type: ignore[type-arg]
     return json.loads(result.stdout)  # type: ignore[attr-defined,no-any-return]
 
 
-def test_a_failing_card_advanced_eight_days_reaches_suspension(tmp_path: Path) -> None:
-    with _serve(tmp_path, _free_port()) as url:
+def test_a_failing_card_advanced_eight_days_reaches_suspension(tmp_path: Path,
+                                                               database_url: str) -> None:
+    env = {"DATABASE_URL": database_url}  # SQLite, and PostgreSQL when the tests have it
+    with _serve(tmp_path, _free_port(), env) as url:
         _ok(_meterbill(tmp_path, "tenants", "create", "t1", "--email", "t1@acme.test",
-                       "--json"))
+                       "--json", env=env))
         sub = _ok(_meterbill(tmp_path, "subscriptions", "create", "--tenant", "t1",
                              "--plan", "pro", "--trial-days", "1", "--payment-method",
-                             "pm_card_chargeCustomerFail", "--json"))
+                             "pm_card_chargeCustomerFail", "--json", env=env))
         assert sub["status"] == "trialing"
 
         # The trial ends: the first invoice is made, finalized an hour later and declined.
-        first = _ok(_meterbill(tmp_path, "sandbox", "advance", "--to-next-renewal", "--json"))
+        first = _ok(_meterbill(tmp_path, "sandbox", "advance", "--to-next-renewal", "--json",
+                               env=env))
         assert first["clocks"] == 1 and first["unhandled"] == 0
         assert first["invoices"]["created"] == 1 and first["invoices"]["payment_failed"] == 1
         assert first["invoices"]["failed_cents"] == 9900
@@ -42,7 +46,8 @@ def test_a_failing_card_advanced_eight_days_reaches_suspension(tmp_path: Path) -
 
         # Stripe retries on days 3, 6 and 7 after the first failure: eight days later the
         # tenant is suspended, by webhooks alone.
-        report = _ok(_meterbill(tmp_path, "sandbox", "advance", "--days", "8", "--json"))
+        report = _ok(_meterbill(tmp_path, "sandbox", "advance", "--days", "8", "--json",
+                                env=env))
         assert report["clocks"] == 1 and report["steps"] == 8 and report["unhandled"] == 0
         started = datetime.fromisoformat(report["started"])
         reached = datetime.fromisoformat(report["reached"])
@@ -62,7 +67,7 @@ def test_a_failing_card_advanced_eight_days_reaches_suspension(tmp_path: Path) -
         assert f"suspended on {suspension.day} {suspension:%B %Y}" in report["emails"][0][
             "subject"]
 
-        with httpx.Client(base_url=url, headers=_token(tmp_path), timeout=30) as api:
+        with httpx.Client(base_url=url, headers=_token(tmp_path, env), timeout=30) as api:
             assert api.get("/tenants/t1/entitlement").json()["access"] == "none"
             # The timeline carries the test clock's days, not the seconds the advance took.
             timeline = api.get("/tenants/t1/timeline").json()["data"]
