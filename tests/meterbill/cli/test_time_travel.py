@@ -61,6 +61,8 @@ def test_a_failing_card_advanced_eight_days_reaches_suspension(tmp_path: Path,
                       ("canceled", timedelta(days=7))]
         assert [e["kind"] for e in report["emails"]] == [
             "dunning_warning", "dunning_final_warning", "subscription_canceled"]
+        # Each email is recorded at the clock's time of the step that sent it.
+        assert [e["at"] for e in report["emails"]] == [e["at"] for e in report["dunning"]]
         # The warning names the suspension date on the test clock (a week after the first
         # failure, an hour after the trial ended), not a week after today.
         suspension = started - timedelta(hours=1) + timedelta(days=7)

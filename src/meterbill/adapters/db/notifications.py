@@ -94,9 +94,10 @@ class NoticeRepository:
         table = BillingNotice.__table__
         row = {"status": "recorded", "attempts": 0, "channel": "email", "to_admin": False,
                **values}
+        row["created_at"] = row.get("created_at") or utcnow()  # Stripe's clock when given
         statement = session_insert(self.session, BillingNotice).values(
             dedupe_key=dedupe_key, kind=kind, tenant_id=tenant_id, event_id=event_id,
-            detail=detail, created_at=utcnow(), **row,
+            detail=detail, **row,
         ).on_conflict_do_nothing().returning(table.c.id)
         found = self.session.execute(statement).first()
         if found is None:

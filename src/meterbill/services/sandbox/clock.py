@@ -65,7 +65,9 @@ class AdvanceReport:
 
 
 @dataclass
-class _Marks:
+class Marks:
+    """Where meterbill's inbox, timeline and outbox stood: what happened since is reported."""
+
     inbox: int
     timeline: int
     notices: int
@@ -150,7 +152,7 @@ class SandboxClock:
             self._fill(report, marks)
             return report
 
-    def report_since(self, marks: _Marks) -> AdvanceReport:
+    def report_since(self, marks: Marks) -> AdvanceReport:
         """What happened since `marks()` was taken (a run of several advances)."""
         now = self.now()
         report = AdvanceReport(started=now, reached=now, clocks=len(self.ours()), steps=0,
@@ -215,13 +217,13 @@ class SandboxClock:
 
     # --- what happened -------------------------------------------------------------------------
 
-    def marks(self) -> _Marks:
+    def marks(self) -> Marks:
         with self.db.session() as session:
-            return _Marks(InboxRepository(session).last_id(),
+            return Marks(InboxRepository(session).last_id(),
                           TimelineRepository(session).last_id(),
                           NoticeRepository(session).last_id())
 
-    def _fill(self, report: AdvanceReport, marks: _Marks) -> None:
+    def _fill(self, report: AdvanceReport, marks: Marks) -> None:
         invoices: Counter[str] = Counter()
         with self.db.session() as session:
             rows = InboxRepository(session).since(marks.inbox)
@@ -246,6 +248,7 @@ class SandboxClock:
                  "to": e.to_state, "step": e.step, "detail": e.detail}
                 for e in TimelineRepository(session).since(marks.timeline)]
             report.emails = [
-                {"tenant_id": n.tenant_id, "kind": n.kind, "to": n.recipient,
+                {"tenant_id": n.tenant_id, "at": n.created_at.isoformat(), "kind": n.kind,
+                 "to": n.recipient,
                  "subject": n.subject, "status": n.status}
                 for n in NoticeRepository(session).since(marks.notices)]
