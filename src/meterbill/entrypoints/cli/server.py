@@ -105,7 +105,7 @@ def serve(
                 log.info("this database has tenants already: no demo month is seeded "
                          "(`meterbill demo` runs one on a new database)")
             else:
-                threading.Thread(target=_seed_demo, args=(container, host, port, api_url),
+                threading.Thread(target=_seed_demo, args=(container, api_url),
                                  name="meterbill-demo", daemon=True).start()
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
@@ -297,20 +297,20 @@ def _announce(container: Container, api_url: str, sandbox_url: str | None,
     panel_console().print(Panel.fit("\n".join(lines), title="meterbill", border_style="yellow"))
 
 
-def _seed_demo(container: Container, host: str, port: int, api_url: str) -> None:
+def _seed_demo(container: Container, api_url: str) -> None:
     """Once the API listens (the sandbox's webhooks come to it), simulate a month."""
-    import socket
     import time
+    import urllib.request
 
     from meterbill.services.sandbox.demo import run_demo
 
     from .sandbox import summary_tables
 
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own address
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((host if host != "0.0.0.0" else "127.0.0.1", port),
-                                          timeout=1):
+            with direct.open(api_url + "/health", timeout=2):
                 break
         except OSError:
             time.sleep(0.2)
