@@ -1,8 +1,8 @@
 """Time travel in sandbox mode: the test clocks that meterbill's customers sit on, moved together.
 
 Every customer meterbill creates in sandbox mode gets a test clock of its own, named
-`meterbill:<tenant>`: Stripe lets a clock hold only a few customers, and a clock per tenant keeps
-each tenant's history apart (deleting a clock deletes its customers). All of them are kept at
+`meterbill:<tenant>`: Stripe limits how many customers one clock may hold, and a clock per tenant
+keeps each tenant's history apart (deleting a clock deletes its customers). All of them are kept at
 one time, the account's "now": a new clock starts at the newest clock's time and `advance` moves
 every clock to the same target, a day at a time, so that events arrive day by day, as they would
 over a real month. After each day it waits for the clocks to be ready and for the resulting
