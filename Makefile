@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/meterbill serve --host $(HOST) --port $(PORT)
+	$(BIN)/meterbill serve --host $(HOST) --port $(PORT) --seed-demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

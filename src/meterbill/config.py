@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     downgrade_at_period_end: bool = True
     upgrade_proration: Literal["always_invoice", "create_prorations"] = "always_invoice"
     default_trial_days: int = 14
+    # Sandbox mode: each new customer sits on a test clock of its own, which `meterbill sandbox
+    # advance` moves (services/sandbox/clock.py); timeline and usage days follow that clock.
+    sandbox_test_clocks: bool = True
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one object per line, with request_id
     # Webhook processing (see services/webhooks/options.py for what each one governs).

@@ -72,6 +72,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "downgrade_at_period_end": True,
         "upgrade_proration": "always_invoice",
         "default_trial_days": 14,
+        "sandbox_test_clocks": False,  # tests that travel in time put their customers on clocks
         "log_level": "INFO",
         "usage_store_url": "duckdb:///:memory:",
     }

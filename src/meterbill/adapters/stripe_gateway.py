@@ -172,10 +172,13 @@ class StripeGateway:
         return matching[0] if matching else None
 
     def create_customer(self, *, tenant_id: str, email: str, name: str | None,
-                        idempotency_key: str) -> CustomerRecord:
+                        idempotency_key: str,
+                        test_clock: str | None = None) -> CustomerRecord:
         params: CustomerCreateParams = {"email": email, "metadata": {"tenant_id": tenant_id}}
         if name:
             params["name"] = name
+        if test_clock:
+            params["test_clock"] = test_clock
         with stripe_errors("create the customer"):
             obj = self.client.v1.customers.create(params=params, options=_opts(idempotency_key))
         return records.customer(_data(obj))

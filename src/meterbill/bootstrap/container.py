@@ -23,6 +23,7 @@ from ..adapters.metrics import process_metrics
 from ..adapters.stripe_gateway import StripeGateway
 from ..adapters.stripe_usage_repair import StripeUsageRepair
 from ..config import Settings
+from ..domain.clock import Clock, utcnow
 from ..domain.dunning import DunningPolicy, load_policy
 from ..domain.plans import Catalog, load_catalog
 from ..ports.metrics import install as install_metrics
@@ -45,6 +46,8 @@ from ..services.notifications.portal_links import PortalLinks, PortalService
 from ..services.operations.readiness import Readiness
 from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
+from ..services.sandbox.clock import SandboxClock
+from ..services.sandbox.demo import DemoParts
 from ..services.usage.ingest import KnownTenants, UsageIngestService
 from ..services.usage.reconcile import UsageReconciler
 from ..services.usage.repair import UsageRepair
@@ -133,6 +136,9 @@ class Container:
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
     # Tenants' invoices as Stripe has them (the console and the customer billing page).
     invoices: ClassVar[_Part[InvoiceService]] = _Part(parts.invoices)
+    # Sandbox mode's time travel (`Conflict` outside it).
+    sandbox_clock: ClassVar[_Part[SandboxClock]] = _Part(parts.sandbox_clock)
+    demo_parts: ClassVar[_Part[DemoParts]] = _Part(parts.demo_parts)
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
     webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(
@@ -202,6 +208,16 @@ class Container:
     @property
     def mode(self) -> str:
         return self.settings.mode
+
+    @property
+    def uses_test_clocks(self) -> bool:
+        """Sandbox mode with SANDBOX_TEST_CLOCKS: customers sit on clocks meterbill moves."""
+        return self.settings.mode == "sandbox" and self.settings.sandbox_test_clocks
+
+    def stripe_time(self) -> datetime:
+        """Stripe's time for what meterbill records and decides: the sandbox's test clocks'
+        with SANDBOX_TEST_CLOCKS, else the real time."""
+        return self.sandbox_clock.now() if self.uses_test_clocks else utcnow()
 
     def made(self, part: _Part[object]) -> bool:
         """Whether a part made on first use has been made (`Container.usage_store`)."""
@@ -278,9 +294,11 @@ def build(settings: Settings | None = None, *,
         upgrade_proration=settings.upgrade_proration,
         default_trial_days=settings.default_trial_days,
     )
+    # Stripe's time (a test clock's in sandbox mode), looked up when something is recorded.
+    stripe_time: Clock = lambda: container.stripe_time()  # noqa: E731
     # The outbox is made on first use: the access writer finds it when it records a notice.
     access = TenantAccessService(
-        dunning_policy, parts.DeferredNotifier(lambda: container.notifier),
+        dunning_policy, parts.DeferredNotifier(lambda: container.notifier), clock=stripe_time,
         access_events=settings.access_webhook_url is not None)  # tenant.access_changed
     container = Container(
         settings=settings,
@@ -290,9 +308,11 @@ def build(settings: Settings | None = None, *,
         catalog=catalog,
         dunning_policy=dunning_policy,
         access=access,
-        customers=CustomerService(db, gateway),
+        customers=CustomerService(db, gateway, test_clock_for=(
+            (lambda tenant_id: container.sandbox_clock.clock_for(tenant_id))
+            if settings.mode == "sandbox" and settings.sandbox_test_clocks else None)),
         subscriptions=SubscriptionService(
-            db, gateway, catalog, policy, access=access,
+            db, gateway, catalog, policy, access=access, clock=stripe_time,
             on_notices=lambda ids: container.notifications.after_commit(ids),
             usage=_UsageFlushOnUse(lambda: container.usage_flush)),
         catalog_sync=CatalogSyncService(gateway, catalog),

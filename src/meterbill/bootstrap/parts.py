@@ -32,6 +32,8 @@ from ..services.notifications.portal_links import PortalService
 from ..services.operations.readiness import Readiness, ReadyChecks
 from ..services.operations.slo import SloService
 from ..services.reconcile.subscriptions import SubscriptionReconciler
+from ..services.sandbox.clock import SandboxClock
+from ..services.sandbox.demo import DemoParts
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
@@ -83,7 +85,26 @@ def notifications(container: Container) -> NotificationService:
 
 def dunning(container: Container) -> DunningService:
     return DunningService(container.db, container.dunning_policy, container.notifier,
-                          container.access, on_notices=container.notifications.after_commit)
+                          container.access, on_notices=container.notifications.after_commit,
+                          clock=container.stripe_time)
+
+
+def sandbox_clock(container: Container) -> SandboxClock:
+    """Sandbox mode's test clocks; `Conflict` with a Stripe key (real time cannot move)."""
+    from ..adapters.stripe_test_clocks import StripeTestClocks
+    from ..domain.errors import Conflict
+
+    if container.settings.mode != "sandbox":
+        raise Conflict("Time travel exists only in sandbox mode (no STRIPE_SECRET_KEY); with a "
+                       "Stripe key, use test clocks in the Dashboard.", code="not_sandbox_mode")
+    sandbox = container.sandbox
+
+    def settle(timeout: float) -> bool:
+        # The in-process sandbox's webhook sender; a sandbox on a port is not ours to watch.
+        dispatcher = getattr(sandbox, "webhooks", None)
+        return dispatcher is None or bool(dispatcher.wait_idle(timeout))
+
+    return SandboxClock(StripeTestClocks(container.stripe_client), container.db, settle=settle)
 
 
 def overdue_invoices(container: Container) -> OverdueInvoices:
@@ -115,6 +136,9 @@ def usage_sync(container: Container) -> UsageSyncService:
 
     settings = container.settings
     rate = settings.usage_sync_requests_per_second
+    if container.sandbox is not None and "usage_sync_requests_per_second" not in (
+            settings.model_fields_set):
+        rate = 0.0  # the pace keeps under Stripe's rate limit; the in-process sandbox has none
     meters = StripeMeters(
         container.usage_stripe_client,  # STRIPE_USAGE_SYNC_TIMEOUT_SECONDS
         RetryPolicy(max_attempts=settings.usage_sync_max_attempts,
@@ -122,7 +146,8 @@ def usage_sync(container: Container) -> UsageSyncService:
                     max_seconds=settings.usage_sync_backoff_max_seconds),
         RequestPacer(rate, burst=max(1.0, rate / 10)) if rate > 0 else None)
     return UsageSyncService(container.db, container.usage_store, meters, container.catalog,
-                            SyncOptions(concurrency=settings.usage_sync_concurrency))
+                            SyncOptions(concurrency=settings.usage_sync_concurrency),
+                            clock=container.stripe_time)
 
 
 def portal(container: Container) -> PortalService:
@@ -208,3 +233,30 @@ def invoice_review(container: Container) -> InvoiceReviewService:
 def invoices(container: Container) -> InvoiceService:
     """A customer's invoices for the console and the billing page."""
     return InvoiceService(container.db, StripeInvoices(container.gateway))
+def demo_parts(container: Container) -> DemoParts:
+    """What `meterbill demo` (and `make run` on a new database) drives: meterbill's services,
+    a cancel made in Stripe itself, and the usage store's and the ledger's totals."""
+    from datetime import datetime, timedelta
+
+    from ..adapters.db.usage_ledger import UsageLedgerRepository
+
+    metric = container.catalog.meter.event_name
+
+    def cancel_in_stripe(subscription_id: str) -> None:
+        container.gateway.cancel_subscription(subscription_id,
+                                              idempotency_key=f"demo-cancel:{subscription_id}")
+
+    def usage_totals(tenant_ids: list[str], since: datetime) -> tuple[int, int]:
+        until = since + timedelta(days=400)
+        store = container.usage_store
+        stored = sum(store.total(t, metric, since, until) for t in tenant_ids)
+        with container.db.session() as session:
+            ledger = UsageLedgerRepository(session)
+            reported = sum(ledger.reported(t, metric, since, until) for t in tenant_ids)
+        return stored, reported
+
+    return DemoParts(clock=container.sandbox_clock, customers=container.customers,
+                     subscriptions=container.subscriptions, tenants=container.tenants,
+                     ingest=lambda: container.usage_ingest,
+                     sync=lambda since: container.usage_sync.sync(since=since),
+                     cancel_in_stripe=cancel_in_stripe, usage_totals=usage_totals)

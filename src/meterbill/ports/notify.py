@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 # The caller's database session, opaque here (adapters.db.session.DbSession): the notifier
@@ -31,6 +32,7 @@ class Notice:
     facts: Mapping[str, Any] = field(default_factory=dict)
     event_id: str | None = None
     to_admin: bool = False  # True: goes to the admin recipients, not the tenant
+    at: datetime | None = None  # when it happened on Stripe's clock (a test clock's); None: now
 
 
 class Notifier(Protocol):

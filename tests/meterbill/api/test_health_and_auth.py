@@ -127,6 +127,8 @@ def test_openapi_docs_list_the_routes_of_the_issue(api: TestClient) -> None:
         "/invoices/review/{invoice_id}/approve": ["post"],
         "/invoices/review/{invoice_id}/correct": ["post"],
         "/invoices/review/{invoice_id}/void": ["post"],
+        "/admin/sandbox/advance": ["post"],
+        "/admin/sandbox/demo": ["post"],
         # Public: reached from links in emails, authenticated by a signature instead.
         "/billing/portal/{tenant_id}": ["get"],
         "/billing/portal/return": ["get"],

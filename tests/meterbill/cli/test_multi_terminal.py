@@ -45,26 +45,28 @@ def _free_port() -> int:
         return port
 
 
-def _env() -> dict[str, str]:
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """A fresh clone's environment: no meterbill settings at all (the defaults: sandbox mode,
-    var/meterbill.db, var/usage.duckdb), this checkout's code."""
+    var/meterbill.db, var/usage.duckdb) but `extra`, this checkout's code."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STRIPE_", "METERBILL_", "DATABASE_URL", "USAGE_", "PUBLIC_",
                                 "LINK_", "ENVIRONMENT", "PORT", "HOST"))}
     env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra or {})
     return env
 
 
-def _meterbill(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", MAIN, *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=120)
+def _meterbill(cwd: Path, *args: str,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", MAIN, *args], cwd=cwd, env=_env(env),
+                          capture_output=True, text=True, timeout=300)
 
 
 @contextlib.contextmanager
-def _serve(cwd: Path, port: int) -> Iterator[str]:
+def _serve(cwd: Path, port: int, env: dict[str, str] | None = None) -> Iterator[str]:
     log = (cwd / "serve.log").open("w")
     server = subprocess.Popen([sys.executable, "-c", MAIN, "serve", "--port", str(port)],
-                              cwd=cwd, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+                              cwd=cwd, env=_env(env), stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

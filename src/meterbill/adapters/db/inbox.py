@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    func,
     or_,
     select,
     update,
@@ -246,6 +247,15 @@ class InboxRepository:
             query = query.where(WebhookEvent.type == type)
         query = query.order_by(WebhookEvent.received_at.desc(), WebhookEvent.id.desc())
         return self.session.scalars(query.limit(limit)).all()
+
+    def last_id(self) -> int:
+        """The newest row's id (0 when empty): a mark for `since`."""
+        return int(self.session.scalar(select(func.max(WebhookEvent.id))) or 0)
+
+    def since(self, row_id: int) -> Sequence[WebhookEvent]:
+        """The rows stored after `last_id` returned `row_id`, oldest first."""
+        query = select(WebhookEvent).where(WebhookEvent.id > row_id).order_by(WebhookEvent.id)
+        return self.session.scalars(query).all()
 
     def counts(self) -> dict[str, int]:
         """Rows per status (every status present, zero included): the inbox gauges."""

@@ -31,6 +31,7 @@ from sqlalchemy import (
     String,
     Text,
     and_,
+    func,
     or_,
     select,
     update,
@@ -93,9 +94,10 @@ class NoticeRepository:
         table = BillingNotice.__table__
         row = {"status": "recorded", "attempts": 0, "channel": "email", "to_admin": False,
                **values}
+        row["created_at"] = row.get("created_at") or utcnow()  # Stripe's clock when given
         statement = session_insert(self.session, BillingNotice).values(
             dedupe_key=dedupe_key, kind=kind, tenant_id=tenant_id, event_id=event_id,
-            detail=detail, created_at=utcnow(), **row,
+            detail=detail, **row,
         ).on_conflict_do_nothing().returning(table.c.id)
         found = self.session.execute(statement).first()
         if found is None:
@@ -118,6 +120,16 @@ class NoticeRepository:
     def by_key(self, dedupe_key: str) -> BillingNotice | None:
         query = select(BillingNotice).where(BillingNotice.dedupe_key == dedupe_key)
         return self.session.scalars(query).one_or_none()
+
+    def last_id(self) -> int:
+        """The newest notice's id (0 when empty): a mark for `since`."""
+        return int(self.session.scalar(select(func.max(BillingNotice.id))) or 0)
+
+    def since(self, notice_id: int) -> Sequence[BillingNotice]:
+        """The notices recorded after the mark `notice_id`, oldest first."""
+        query = (select(BillingNotice).where(BillingNotice.id > notice_id)
+                 .order_by(BillingNotice.id))
+        return self.session.scalars(query).all()
 
     def all(self, kind: str | None = None) -> Sequence[BillingNotice]:
         query = select(BillingNotice).order_by(BillingNotice.id)

@@ -213,6 +213,17 @@ class SubscriptionRepository(_Repository):
                  .order_by(Subscription.created_at))
         return self.session.scalars(query).all()
 
+    def next_period_end(self, after: datetime) -> datetime | None:
+        """The soonest period or trial end after `after` of a subscription that renews."""
+        ends = []
+        for column in (Subscription.current_period_end, Subscription.trial_end):
+            ends.append(self.session.scalar(
+                select(func.min(column)).where(
+                    Subscription.status.in_(("active", "trialing", "past_due")),
+                    column > after)))
+        found = [end for end in ends if end is not None]
+        return min(found) if found else None
+
     def needing_attention(self, status: str) -> Sequence[Subscription]:
         """Subscriptions to watch: Stripe's `incomplete` or `past_due`, or the pseudo-status
         `trialing_without_payment_method` (a trial that will end with nothing to charge)."""

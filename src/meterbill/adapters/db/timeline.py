@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, select
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from ...domain.clock import utcnow
@@ -53,3 +53,13 @@ class TimelineRepository:
         query = (select(TimelineEntry).where(TimelineEntry.tenant_id == tenant_id)
                  .order_by(TimelineEntry.id.desc()).limit(limit))
         return list(reversed(self.session.scalars(query).all()))
+
+    def last_id(self) -> int:
+        """The newest entry's id (0 when empty): a mark for `since`."""
+        return int(self.session.scalar(select(func.max(TimelineEntry.id))) or 0)
+
+    def since(self, entry_id: int) -> Sequence[TimelineEntry]:
+        """Every tenant's entries added after the mark `entry_id`, oldest first."""
+        query = (select(TimelineEntry).where(TimelineEntry.id > entry_id)
+                 .order_by(TimelineEntry.id))
+        return self.session.scalars(query).all()

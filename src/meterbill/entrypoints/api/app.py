@@ -17,6 +17,7 @@ from meterbill.domain.clock import utcnow
 
 from . import (
     admin_jobs,
+    admin_sandbox,
     admin_usage,
     billing_links,
     billing_page,
@@ -46,7 +47,7 @@ PROTECTED: tuple[APIRouter, ...] = (customers.router, subscriptions.router, tena
                                      usage.router, entitlement.router, notifications.router,
                                      usage_reports.router, admin_usage.router,
                                      admin_jobs.router, operations.router, invoices.router,
-                                     billing_links.router)
+                                     billing_links.router, admin_sandbox.router)
 # The billing-portal and billing-page links of emails are authenticated by their own signature.
 PUBLIC: tuple[APIRouter, ...] = (health.router, portal.router, operations.public,
                                  billing_page.router)

@@ -53,7 +53,8 @@ class _BadBatch(Exception):
 
 def usage_view_service(container: Container) -> UsageViewService:
     """The view over the container's database, usage store and catalog."""
-    return UsageViewService(container.db, container.usage_store, container.catalog)
+    return UsageViewService(container.db, container.usage_store, container.catalog,
+                            clock=container.stripe_time)  # the period on Stripe's clock
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:

@@ -18,6 +18,7 @@ from . import (
     jobs,
     notifications,
     operations,
+    sandbox,
     server,
     usage,
     usage_sync,
@@ -33,7 +34,10 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("serve")(server.serve)
-app.command("sandbox")(server.sandbox)
+# `meterbill sandbox` alone runs the sandbox on a port; `meterbill sandbox advance` moves time.
+sandbox.sandbox_app.callback(invoke_without_command=True)(server.sandbox)
+app.add_typer(sandbox.sandbox_app, name="sandbox")
+app.command("demo")(sandbox.demo)
 app.command("check-config")(admin.check_config)
 app.command("reconcile")(operations.reconcile)
 app.command("status")(operations.status)

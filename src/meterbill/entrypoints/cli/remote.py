@@ -88,6 +88,12 @@ class ServerClient:
     def run_job(self, name: str) -> dict[str, Any]:
         return self._json("POST", f"/admin/jobs/{quote(name, safe='')}/run")
 
+    def advance_sandbox(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/admin/sandbox/advance", json=body)
+
+    def demo(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", "/admin/sandbox/demo", json=body)
+
     def ingest_batch(self, events: list[object]) -> IngestResult:
         """`POST /usage/events` for one batch; errors by index in `events`, as locally.
 

@@ -40,6 +40,7 @@ from .context import (
     reported,
 )
 from .output import JsonFlag, panel_console
+from .sandbox_account import connect_webhooks
 from .sandbox_state import SandboxLock, data_file, uses_in_process_sandbox
 from .server_record import ServerRecord, reachable_url, record_file, remembered_port
 
@@ -53,6 +54,9 @@ def serve(
     ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", envvar="PORT", help="Port (env PORT).")] = 8000,
+    seed_demo: Annotated[bool, typer.Option(
+        "--seed-demo", help="Sandbox mode on a new database: once serving, seed and simulate a "
+                            "month of billing (`make run` does).")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs). Sandbox mode prepares itself first."""
@@ -90,12 +94,20 @@ def serve(
         if settings.mode == "sandbox":
             _prepare_sandbox(container)  # migrations + catalog sync: a fresh clone just works
             _warn_missing_customers(container)
+            connect_webhooks(container, api_url)  # the sandbox's events come here by themselves
         else:
             _require_schema(container)  # before anything below touches the tables
         scheduler = _start_schedule(container)  # the schedule table, unless beat runs it
         if scheduler is not None:
             stack.callback(scheduler.stop)
         _announce(container, api_url, sandbox_url, app.state.api_token_generated, as_json)
+        if seed_demo and settings.mode == "sandbox" and container.uses_test_clocks:
+            if container.tenants.list():
+                log.info("this database has tenants already: no demo month is seeded "
+                         "(`meterbill demo` runs one on a new database)")
+            else:
+                threading.Thread(target=_seed_demo, args=(container, api_url),
+                                 name="meterbill-demo", daemon=True).start()
         stack.enter_context(_sigterm_unwinds())
         with contextlib.suppress(KeyboardInterrupt):
             # JSON logs: uvicorn's own lines go through the root handler too (its default
@@ -107,6 +119,7 @@ def serve(
 
 
 def sandbox(
+    ctx: typer.Context,
     host: Host = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="0 picks a free port.")] = (
         DEFAULT_SANDBOX_PORT
@@ -119,7 +132,10 @@ def sandbox(
     """Run the local Stripe sandbox (a Stripe-compatible API) until Ctrl-C.
 
     For fault injection and webhook forwarding use `python -m stripe_sandbox --help`.
+    `meterbill sandbox advance` moves a sandbox-mode server's time instead.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     # Imported here: meterbill itself never depends on the sandbox package.
     from stripe_sandbox import Sandbox, SandboxConfig
     from stripe_sandbox.server import SandboxServer
@@ -285,6 +301,41 @@ def _announce(container: Container, api_url: str, sandbox_url: str | None,
         lines.append(f"API token: the development one kept in {local_secrets(settings).path} "
                      "(`meterbill api-token` prints it).")
     panel_console().print(Panel.fit("\n".join(lines), title="meterbill", border_style="yellow"))
+
+
+def _seed_demo(container: Container, api_url: str) -> None:
+    """Once the API listens (the sandbox's webhooks come to it), simulate a month."""
+    import time
+    import urllib.request
+
+    from meterbill.services.sandbox.demo import run_demo
+
+    from .sandbox import summary_tables
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # our own address
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with direct.open(api_url + "/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.2)
+    try:
+        summary = run_demo(container.demo_parts, progress=lambda line: log.info("%s", line))
+    except Exception:  # the server keeps serving; the log says what failed
+        log.exception("the demo month could not be seeded")
+        return
+    out = panel_console()
+    for seen in summary_tables(summary.to_dict()):
+        out.print(seen)
+    out.print(Panel.fit(
+        f"A month of billing is seeded. Look at it:\n"
+        f"  API docs: {api_url}/docs\n"
+        f"  token:    . .venv/bin/activate && meterbill api-token\n"
+        f"  tenants:  meterbill tenants list; meterbill tenants timeline demo_003\n"
+        f"  emails:   meterbill notifications list\n"
+        "  more time: meterbill sandbox advance --days 7\n"
+        "(the admin console is not built yet)", title="meterbill demo", border_style="green"))
 
 
 @contextlib.contextmanager

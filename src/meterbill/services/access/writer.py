@@ -175,7 +175,8 @@ class TenantAccessService:
             facts["amount_paid"] = invoice.amount_paid
         facts.update(due.facts)
         return Notice(kind=due.kind, dedupe_key=dedupe_key, tenant_id=tenant.tenant_id,
-                      detail=detail, facts=_iso(facts), event_id=cause.event_id)
+                      detail=detail, facts=_iso(facts), event_id=cause.event_id,
+                      at=self.clock())
 
 
 def _iso(facts: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ replays it to the rest; the tenant row is written with insert-or-ignore on the u
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ...adapters.db.repositories import TenantRepository
 from ...adapters.db.session import Database
@@ -31,9 +32,12 @@ def validate_tenant_id(tenant_id: str) -> str:
 
 
 class CustomerService:
-    def __init__(self, db: Database, gateway: StripePort) -> None:
+    def __init__(self, db: Database, gateway: StripePort,
+                 test_clock_for: Callable[[str], str] | None = None) -> None:
         self.db = db
         self.gateway = gateway
+        # Sandbox mode: the tenant's test clock, which its new customer is put on.
+        self.test_clock_for = test_clock_for
 
     def ensure_customer(self, tenant_id: str, email: str, name: str | None) -> TenantView:
         validate_tenant_id(tenant_id)
@@ -54,6 +58,7 @@ class CustomerService:
             customer = self.gateway.create_customer(
                 tenant_id=tenant_id, email=email, name=name,
                 idempotency_key=f"customer:{tenant_id}",
+                test_clock=self.test_clock_for(tenant_id) if self.test_clock_for else None,
             )
 
         with self.db.session() as session:

@@ -99,7 +99,7 @@ class OutboxNotifier:
         repo = NoticeRepository(session)
         common: dict[str, Any] = {"dedupe_key": notice.dedupe_key, "kind": notice.kind,
                                   "detail": notice.detail, "tenant_id": notice.tenant_id,
-                                  "event_id": notice.event_id}
+                                  "event_id": notice.event_id, "created_at": notice.at}
         spec = self.renderer.spec(notice.kind)
         if spec is None:  # no templates: a fact for the console and the timeline only
             return repo.insert(**common, status="recorded", to_admin=notice.to_admin,

@@ -1,0 +1,1 @@
+"""Sandbox mode: the test clocks meterbill moves (`clock.py`)."""
