@@ -192,3 +192,22 @@ def test_operations_and_the_review_queue(page: Any, server: Server, tmp_path: Pa
     page.get_by_role("link", name="Invoices", exact=True).click()
     assert page.get_by_role("heading", name="Invoice review").is_visible()
     assert page.locator("#held-count").inner_text() == "0"
+
+
+def test_move_the_sandbox_clock_to_the_next_renewal(page: Any, server: Server) -> None:
+    """Last in this file: it moves the shared server's time on. The next renewal is the end of
+    initech's 14-day trial: its first paid invoice appears."""
+    log_in(page, server, "/admin/tenants/initech")
+    assert page.locator("#tenant-state").inner_text() == "Trialing"
+    invoices = page.locator("#invoice-table tbody tr")
+    before = invoices.count()
+    shown = page.locator("#clock-now").inner_text()
+    page.get_by_role("button", name="To the next renewal").click()
+    flash = page.get_by_role("status").filter(has_text="Sandbox clock moved to")
+    flash.wait_for(timeout=120_000)
+    assert "invoices:" in flash.inner_text() and "paid" in flash.inner_text()
+    assert page.locator("#clock-now").inner_text() != shown
+    assert "/admin/tenants/initech" in page.url
+    assert invoices.count() == before + 1
+    assert invoices.filter(has_text="$499.00").filter(has_text="paid").count() == 1
+    assert page.locator("#tenant-state").inner_text() == "Active"

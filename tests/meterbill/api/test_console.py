@@ -318,3 +318,32 @@ def test_failed_logins_are_remembered_for_a_bounded_number_of_addresses() -> Non
     for _ in range(LOGIN_FAILURES):
         limiter.authenticate("192.0.2.1", "", "wrong")
     assert limiter.retry_after("192.0.2.1") is not None  # the newest are still counted
+
+
+def test_the_sandbox_clock_form_says_what_to_fix(api: TestClient,
+                                                 subscribed: dict[str, Any]) -> None:
+    login(api)
+    token = page_csrf(api, "/admin")
+    refused = api.post("/admin/clock/advance", data={"step": "day"}, follow_redirects=False)
+    assert refused.status_code == 403  # no CSRF token: nothing moves
+    unknown = api.post("/admin/clock/advance", data={"csrf_token": token, "step": "year",
+                                                       "back": "https://elsewhere.test/"})
+    assert unknown.url.path == "/admin"  # never sent back outside the console
+    assert "Choose how far to move the clock" in unknown.text
+    # These tests' customers sit on no test clock (SANDBOX_TEST_CLOCKS=false): the service's
+    # refusal is shown on the page the form came from.
+    none = api.post("/admin/clock/advance", data={
+        "csrf_token": token, "step": "day", "back": f"/admin/tenants/{subscribed['tenant_id']}"})
+    assert none.url.path == f"/admin/tenants/{subscribed['tenant_id']}"
+    assert "No customer of meterbill sits on a sandbox test clock yet" in none.text
+
+
+def test_an_advance_is_told_in_one_sentence() -> None:
+    from meterbill.entrypoints.api.console.sandbox import summary
+
+    told = summary({"reached": "2027-01-06T12:00:00+00:00",
+                    "invoices": {"created": 2, "paid": 1, "payment_failed": 1,
+                                 "paid_cents": 9900, "failed_cents": 2900},
+                    "dunning": [{"step": "reminder"}], "emails": [{}, {}], "unhandled": 0})
+    assert told == ("Sandbox clock moved to 2027-01-06 12:00 UTC; invoices: 2 created, 1 paid, "
+                    "1 payment_failed; 1 dunning step(s); 2 email(s).")

@@ -14,12 +14,21 @@ from fastapi.staticfiles import StaticFiles
 
 from meterbill.bootstrap import Container
 
-from . import invoices, login, notifications, operations, overview, tenants, webhooks
+from . import (
+    invoices,
+    login,
+    notifications,
+    operations,
+    overview,
+    sandbox,
+    tenants,
+    webhooks,
+)
 from .auth import ConsoleAuth, parse_admin_users
 from .common import LoginRequired, login_redirect
 
 ROUTERS = (login.router, overview.router, tenants.router, invoices.router, webhooks.router,
-           operations.router, notifications.router)
+           operations.router, notifications.router, sandbox.router)
 
 
 def install(app: FastAPI, container: Container, token: str) -> None:

@@ -72,7 +72,13 @@ def page(request: Request, template: str, status_code: int = 200,
     container = request.app.state.container
     context.setdefault("mode", container.settings.mode)
     context.setdefault("session", getattr(request.state, "console_session", None))
+    if context["mode"] == "sandbox" and context["session"] is not None:
+        from .sandbox import clock_now
+
+        context.setdefault("clock_now", clock_now(container))
     context.setdefault("path", request.url.path)
+    for message in ("done", "failed"):  # what an action redirected back with (`back_to`)
+        context.setdefault(message, request.query_params.get(message))
     body = ENV.get_template(template).render(request=request, **context)
     return HTMLResponse(body, status_code=status_code, headers=HEADERS)
 
