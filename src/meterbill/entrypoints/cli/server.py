@@ -330,12 +330,13 @@ def _seed_demo(container: Container, api_url: str) -> None:
         out.print(seen)
     out.print(Panel.fit(
         f"A month of billing is seeded. Look at it:\n"
+        f"  console:  {api_url}/admin (log in with the token)\n"
         f"  API docs: {api_url}/docs\n"
         f"  token:    . .venv/bin/activate && meterbill api-token\n"
         f"  tenants:  meterbill tenants list; meterbill tenants timeline demo_003\n"
         f"  emails:   meterbill notifications list\n"
-        "  more time: meterbill sandbox advance --days 7\n"
-        "(the admin console is not built yet)", title="meterbill demo", border_style="green"))
+        "  more time: meterbill sandbox advance --days 7 (or the console's banner)",
+        title="meterbill demo", border_style="green"))
 
 
 @contextlib.contextmanager
