@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import stripe
 from sqlalchemy import event
 
-from meterbill.bootstrap import Container, build, parts
+from meterbill.bootstrap import Container, build, invoice_parts
 from meterbill.config import Settings
 from meterbill.domain.usage import UsageEvent
 from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
@@ -147,7 +147,7 @@ def main() -> int:
         print(f"set-up took {time.perf_counter() - began:.1f} s; {len(drafts):,} drafts",
               file=sys.stderr, flush=True)
         assert len(drafts) == n, f"expected {n} drafts, found {len(drafts)}"
-        verifier = parts.invoice_verifier(container)
+        verifier = invoice_parts.invoice_verifier(container)
         store = CountingStore(container.usage_store)
         verifier.store = lambda: store  # type: ignore[assignment, return-value]
         statements = Counter[str]()

@@ -54,7 +54,7 @@ from ..services.usage.repair import UsageRepair
 from ..services.usage.sync import DeferredFlush, UsageSyncService
 from ..services.views import CatalogChange
 from ..services.webhooks.context import InvoiceCheckPort, NoInvoiceCheck, UsageFlushPort
-from . import parts
+from . import invoice_parts, operations_parts, parts, sandbox_parts
 from .jobs import schedule_table
 from .local import portal_links
 from .stripe import StripeConnection, connect
@@ -131,14 +131,15 @@ class Container:
     # One usage sync, hence one request pacer, per container.
     usage_sync: ClassVar[_Part[UsageSyncService]] = _Part(parts.usage_sync)
     # The SLOs, their states and alerts, and the gauges /metrics reads from the database.
-    slo_status: ClassVar[_Part[SloService]] = _Part(parts.slo_status)
-    readiness: ClassVar[_Part[Readiness]] = _Part(parts.readiness)  # /ready (its Stripe cache)
+    slo_status: ClassVar[_Part[SloService]] = _Part(operations_parts.slo_status)
+    # /ready's checks (it keeps a good Stripe answer for a while).
+    readiness: ClassVar[_Part[Readiness]] = _Part(operations_parts.readiness)
     jobs: ClassVar[_Part[JobRunner]] = _Part(lambda c: JobRunner(c.db, schedule_table(c)))
     # Tenants' invoices as Stripe has them (the console and the customer billing page).
-    invoices: ClassVar[_Part[InvoiceService]] = _Part(parts.invoices)
+    invoices: ClassVar[_Part[InvoiceService]] = _Part(invoice_parts.invoices)
     # Sandbox mode's time travel (`Conflict` outside it).
-    sandbox_clock: ClassVar[_Part[SandboxClock]] = _Part(parts.sandbox_clock)
-    demo_parts: ClassVar[_Part[DemoParts]] = _Part(parts.demo_parts)
+    sandbox_clock: ClassVar[_Part[SandboxClock]] = _Part(sandbox_parts.sandbox_clock)
+    demo_parts: ClassVar[_Part[DemoParts]] = _Part(sandbox_parts.demo_parts)
     # Stripe for webhook handlers (a short timeout: the event is retried later) and for the
     # usage sync (a longer one), and the webhook handlers' gateway on it.
     webhook_stripe_client: ClassVar[_Part[stripe.StripeClient]] = _Part(
@@ -148,8 +149,8 @@ class Container:
     webhook_gateway: ClassVar[_Part[StripeGateway]] = _Part(
         lambda c: StripeGateway(c.webhook_stripe_client))
     # Invoice verification (the webhook handlers') and the review queue of held invoices.
-    invoice_verifier: ClassVar[_Part[InvoiceVerifier]] = _Part(parts.invoice_verifier)
-    invoice_review: ClassVar[_Part[InvoiceReviewService]] = _Part(parts.invoice_review)
+    invoice_verifier: ClassVar[_Part[InvoiceVerifier]] = _Part(invoice_parts.invoice_verifier)
+    invoice_review: ClassVar[_Part[InvoiceReviewService]] = _Part(invoice_parts.invoice_review)
 
     @property
     def notifier(self) -> Notifier:
@@ -176,7 +177,7 @@ class Container:
     @property
     def subscription_reconcile(self) -> SubscriptionReconciler:
         """Daily proof that our subscriptions and Stripe's agree (`meterbill reconcile`)."""
-        return parts.subscription_reconcile(self)
+        return operations_parts.subscription_reconcile(self)
 
     @property
     def overdue_invoices(self) -> OverdueInvoices:

@@ -1,39 +1,24 @@
 """How the container makes the parts it builds on first use (bootstrap/container.py): the
 outbox with its senders, the dunning service, the entitlement answers, the usage store and
-its sync on Stripe's meters, the billing portal, invoice verification and its review queue."""
+its sync on Stripe's meters, the billing portal. The operations, invoice and sandbox-mode parts
+have modules of their own (`operations_parts`, `invoice_parts`, `sandbox_parts`)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
 from ..adapters.stripe_events import StripeEvents
-from ..adapters.stripe_gateway import StripeGateway
-from ..adapters.stripe_invoice_drafts import StripeInvoiceDrafts
-from ..adapters.stripe_invoices import StripeInvoices
-from ..adapters.stripe_meters import RequestPacer
-from ..domain.clock import utcnow
-from ..domain.schedule import Every
-from ..domain.slo import load_slos
 from ..ports.notify import Notice, Notifier
 from ..ports.usage_store import UsageStore
 from ..services.access.dunning import DunningService
 from ..services.access.entitlement import EntitlementService, UsageTotals
 from ..services.access.overdue import OverdueInvoices
-from ..services.billing.invoices import InvoiceService
-from ..services.invoices.review import InvoiceReviewService
-from ..services.invoices.verify import InvoiceVerifier
 from ..services.notifications.outbox import NotificationService
 from ..services.notifications.portal_links import PortalService
-from ..services.operations.readiness import Readiness, ReadyChecks
-from ..services.operations.slo import SloService
-from ..services.reconcile.subscriptions import SubscriptionReconciler
-from ..services.sandbox.clock import SandboxClock
-from ..services.sandbox.demo import DemoParts
 from ..services.usage.sync import SyncOptions, UsageSyncService
 
 if TYPE_CHECKING:
@@ -89,24 +74,6 @@ def dunning(container: Container) -> DunningService:
                           clock=container.stripe_time)
 
 
-def sandbox_clock(container: Container) -> SandboxClock:
-    """Sandbox mode's test clocks; `Conflict` with a Stripe key (real time cannot move)."""
-    from ..adapters.stripe_test_clocks import StripeTestClocks
-    from ..domain.errors import Conflict
-
-    if container.settings.mode != "sandbox":
-        raise Conflict("Time travel exists only in sandbox mode (no STRIPE_SECRET_KEY); with a "
-                       "Stripe key, use test clocks in the Dashboard.", code="not_sandbox_mode")
-    sandbox = container.sandbox
-
-    def settle(timeout: float) -> bool:
-        # The in-process sandbox's webhook sender; a sandbox on a port is not ours to watch.
-        dispatcher = getattr(sandbox, "webhooks", None)
-        return dispatcher is None or bool(dispatcher.wait_idle(timeout))
-
-    return SandboxClock(StripeTestClocks(container.stripe_client), container.db, settle=settle)
-
-
 def overdue_invoices(container: Container) -> OverdueInvoices:
     """The `overdue-invoices` job's service, on the container's dunning service and writer."""
     stripe = StripeEvents(container.gateway, live=container.settings.mode == "live")
@@ -157,106 +124,3 @@ def portal(container: Container) -> PortalService:
     return_url = settings.portal_return_url or (settings.public_url + "/billing/portal/return")
     return PortalService(container.db, container.portal_links,
                          StripePortal(container.stripe_client), return_url=return_url)
-
-
-def subscription_reconcile(container: Container) -> SubscriptionReconciler:
-    """Subscription reconciliation on the container's gateway, writer of access and outbox."""
-    rate = container.settings.reconcile_requests_per_second
-    return SubscriptionReconciler(container.db, container.gateway, container.catalog,
-                                  container.access, container.notifier,
-                                  on_notices=container.notifications.after_commit,
-                                  pace=RequestPacer(rate).acquire if rate > 0 else None)
-
-
-def slo_status(container: Container) -> SloService:
-    """The SLOs of SLO_FILE (or the shipped ones), measured on the container's database."""
-    settings = container.settings
-    return SloService(container.db, load_slos(settings.slo_file), container.catalog,
-                      container.notifier,
-                      usage_sync_interval=timedelta(seconds=settings.usage_sync_interval_seconds),
-                      on_notices=container.notifications.after_commit)
-
-
-def readiness(container: Container) -> Readiness:
-    """`/ready`'s checks on this container's database, usage store and Stripe."""
-    settings = container.settings
-    intervals = [j.schedule.seconds for j in container.jobs.jobs.values()
-                 if isinstance(j.schedule, Every)]
-    heartbeat = timedelta(seconds=3 * min(intervals) + 60) if intervals else None
-    inbox = next((s for s in container.slo_status.slos if s.name == "inbox_age_minutes"), None)
-    limit = timedelta(minutes=float(inbox.threshold)) if inbox else timedelta(hours=1)
-
-    def schema() -> str | None:
-        status = container.schema_status()
-        return f"{status.describe()}: run `meterbill db upgrade`" if status.behind else None
-
-    def usage_store() -> None:
-        now = utcnow()
-        container.usage_store.total("_ready", "queries", now, now)
-
-    return Readiness(container.db, ReadyChecks(schema, usage_store, container.stripe_health),
-                     stripe_cache_seconds=settings.ready_stripe_cache_seconds,
-                     heartbeat_within=heartbeat, inbox_age_limit=limit)
-
-
-def _invoice_drafts(container: Container, gateway: StripeGateway) -> StripeInvoiceDrafts:
-    from ..services.billing.catalog_sync import PLAN_METADATA_KEY
-
-    return StripeInvoiceDrafts(gateway, plan_metadata_key=PLAN_METADATA_KEY)
-
-
-def invoice_verifier(container: Container) -> InvoiceVerifier:
-    """Invoice verification for the webhook handlers: Stripe through their gateway (its short
-    timeout), the usage store opened when the first draft is checked."""
-    from ..domain.invoice_check import ReviewRules
-    from ..services.invoices.verify import VerifyOptions
-
-    s = container.settings
-    rules = ReviewRules(first_invoice=s.invoice_hold_first,
-                        usage_multiple=s.invoice_hold_usage_multiple,
-                        amount_above_cents=s.invoice_hold_amount_above_cents,
-                        proration=s.invoice_hold_proration,
-                        credit_balance=s.invoice_hold_credit_balance)
-    return InvoiceVerifier(container.db, _invoice_drafts(container, container.webhook_gateway),
-                           lambda: container.usage_store, container.catalog, container.notifier,
-                           VerifyOptions(s.invoice_tolerance_cents, rules))
-
-
-def invoice_review(container: Container) -> InvoiceReviewService:
-    """The review queue and its actions (API, CLI, the console)."""
-    hours = container.settings.invoice_review_remind_hours
-    return InvoiceReviewService(container.db, _invoice_drafts(container, container.gateway),
-                                container.notifier,
-                                remind_after=timedelta(hours=hours) if hours > 0 else None)
-
-
-def invoices(container: Container) -> InvoiceService:
-    """A customer's invoices for the console and the billing page."""
-    return InvoiceService(container.db, StripeInvoices(container.gateway))
-def demo_parts(container: Container) -> DemoParts:
-    """What `meterbill demo` (and `make run` on a new database) drives: meterbill's services,
-    a cancel made in Stripe itself, and the usage store's and the ledger's totals."""
-    from datetime import datetime, timedelta
-
-    from ..adapters.db.usage_ledger import UsageLedgerRepository
-
-    metric = container.catalog.meter.event_name
-
-    def cancel_in_stripe(subscription_id: str) -> None:
-        container.gateway.cancel_subscription(subscription_id,
-                                              idempotency_key=f"demo-cancel:{subscription_id}")
-
-    def usage_totals(tenant_ids: list[str], since: datetime) -> tuple[int, int]:
-        until = since + timedelta(days=400)
-        store = container.usage_store
-        stored = sum(store.total(t, metric, since, until) for t in tenant_ids)
-        with container.db.session() as session:
-            ledger = UsageLedgerRepository(session)
-            reported = sum(ledger.reported(t, metric, since, until) for t in tenant_ids)
-        return stored, reported
-
-    return DemoParts(clock=container.sandbox_clock, customers=container.customers,
-                     subscriptions=container.subscriptions, tenants=container.tenants,
-                     ingest=lambda: container.usage_ingest,
-                     sync=lambda since: container.usage_sync.sync(since=since),
-                     cancel_in_stripe=cancel_in_stripe, usage_totals=usage_totals)
