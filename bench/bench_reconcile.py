@@ -21,19 +21,17 @@ Run: `python bench/bench_reconcile.py [--subscriptions 10000] [--rate 25]`; `--q
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import multiprocessing
 import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench_sandbox_harness import SandboxChild
 from sqlalchemy import insert
 
 from meterbill.adapters.db.models import Subscription, Tenant
@@ -43,15 +41,7 @@ from meterbill.config import Settings
 RATIO_TARGET = 1.2
 
 
-def _sandbox_process(total: int, conn: Any) -> None:
-    import stripe
-
-    from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
-    from stripe_sandbox.server import SandboxServer
-
-    sandbox = Sandbox(SandboxConfig())
-    client = stripe.StripeClient("sk_test_bench", http_client=SandboxHTTPClient(sandbox),
-                                 max_network_retries=0)
+def _subscriptions(client: Any, total: int) -> list[Any]:
     product = client.v1.products.create(params={"name": "Pro"})
     price = client.v1.prices.create(params={
         "product": product.id, "currency": "usd", "unit_amount": 9900,
@@ -69,31 +59,7 @@ def _sandbox_process(total: int, conn: Any) -> None:
         if (i + 1) % 1000 == 0:
             print(f"  sandbox: {i + 1:,} / {total:,} subscriptions "
                   f"({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
-    server = SandboxServer(sandbox).start()
-    conn.send((server.url, rows))
-    conn.recv()  # until the parent is done
-    server.stop()
-
-
-class SandboxChild:
-    def __init__(self, total: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_sandbox_process, args=(total, child), daemon=True)
-        self.process.start()
-        self.url, self.rows = self.conn.recv()
-
-    def faults(self, **values: Any) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/_sandbox/faults", data=json.dumps(values).encode(),
-            headers={"Content-Type": "application/json"}, method="POST" if values else "GET")
-        with urllib.request.urlopen(request) as answer:
-            result: dict[str, Any] = json.load(answer)
-            return result
-
-    def close(self) -> None:
-        self.conn.send("stop")
-        self.process.join(timeout=10)
+    return rows
 
 
 class CountedPages:
@@ -162,13 +128,13 @@ def main() -> None:
     n = 2_000 if args.quick else args.subscriptions
     small = max(1, n // 10)
     print(f"making {n:,} subscriptions in the sandbox ...", file=sys.stderr, flush=True)
-    child = SandboxChild(n)
+    child = SandboxChild(_subscriptions, n)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             # The small run gets a sandbox of its own size: it lists N/10 subscriptions.
             big = make_container(workdir, child.url, args.rate, "big")
-            populate(big, child.rows, "t")
+            populate(big, child.data, "t")
             child.faults(rate_limit=args.rate)
             service, counted = reconciler(big)
             started = time.perf_counter()
@@ -194,11 +160,11 @@ def main() -> None:
             big.close()
     finally:
         child.close()
-    small_child = SandboxChild(small)
+    small_child = SandboxChild(_subscriptions, small)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             box = make_container(Path(tmp), small_child.url, 0.0, "small")
-            populate(box, small_child.rows, "s")
+            populate(box, small_child.data, "s")
             small_service, _ = reconciler(box)
             small_mib = peak(small_service)
             box.close()

@@ -23,17 +23,15 @@ Run: `python bench/bench_usage_sync.py [--tenants 10000] [--rate 200] [--no-paci
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import sys
 import tempfile
 import time
 import tracemalloc
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench_sandbox_harness import SandboxChild
 from sqlalchemy import insert
 
 from meterbill.adapters.db.models import Subscription, Tenant
@@ -49,43 +47,10 @@ RATIO_TARGET = 1.2
 # --- the sandbox, in a child process ------------------------------------------------------------
 
 
-def _sandbox_process(tenants: int, conn: Any) -> None:
-    import stripe
-
-    from stripe_sandbox import Sandbox, SandboxConfig, SandboxHTTPClient
-    from stripe_sandbox.server import SandboxServer
-
-    sandbox = Sandbox(SandboxConfig())
-    client = stripe.StripeClient("sk_test_bench", http_client=SandboxHTTPClient(sandbox),
-                                 max_network_retries=0)
+def _customers(client: Any, tenants: int) -> list[str]:
     ids = [client.v1.customers.create(params={"email": f"t{i}@example.com"}).id
            for i in range(tenants)]
-    server = SandboxServer(sandbox).start()
-    conn.send((server.url, ids))
-    conn.recv()  # until the parent is done
-    server.stop()
-
-
-class SandboxChild:
-    def __init__(self, tenants: int) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_sandbox_process, args=(tenants, child), daemon=True)
-        self.process.start()
-        self.url, self.customers = self.conn.recv()
-
-    def faults(self, **values: Any) -> dict[str, Any]:
-        request = urllib.request.Request(
-            f"{self.url}/_sandbox/faults", data=json.dumps(values).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST" if values else "GET")
-        with urllib.request.urlopen(request) as answer:
-            result: dict[str, Any] = json.load(answer)
-            return result
-
-    def close(self) -> None:
-        self.conn.send("stop")
-        self.process.join(timeout=10)
+    return ids
 
 
 # --- meterbill's side ---------------------------------------------------------------------------
@@ -182,14 +147,14 @@ def main() -> None:
     n = 2_000 if args.quick else args.tenants
     small = max(1, n // 10)
 
-    child = SandboxChild(n + small)
+    child = SandboxChild(_customers, n + small)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             workdir = Path(tmp)
             # 1 + 2: N tenants against the rate limit, paced at R.
             big = make_container(workdir, child.url, 0.0 if args.no_pacing else args.rate,
                                  "big")
-            populate(big, child.customers[:n], "t")
+            populate(big, child.data[:n], "t")
             child.faults(rate_limit=args.rate)
             seconds, report = timed_sync(big)
             stats = child.faults()["stats"]
@@ -200,7 +165,7 @@ def main() -> None:
             floor = n / args.rate
             # 3: memory, N/10 against N, without the limit.
             small_box = make_container(workdir, child.url, 0.0, "small")
-            populate(small_box, child.customers[n:], "s")
+            populate(small_box, child.data[n:], "s")
             small_mib, small_count = peak_memory(small_box)
             with big.db.session() as session:  # the same N tenants again, fresh ledger
                 session.query(UsageLedgerEntry).delete()
