@@ -42,6 +42,8 @@ def usage_store(request: pytest.FixtureRequest, container: Container) -> Iterato
 
     store = ClickHouseUsageStore(request.getfixturevalue("clickhouse_db"),
                                  table=f"sync_{next(_tables)}_{uuid.uuid4().hex[:6]}")
+    # The container's own parts (invoice verification) read this store too.
+    container.__dict__[Container.usage_store.slot] = store
     yield store
     store.close()
 
