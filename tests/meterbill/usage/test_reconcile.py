@@ -101,3 +101,20 @@ def test_the_daily_job_syncs_then_reconciles(world: World) -> None:
     assert summary == {"sync": {"unchanged": 0, "skipped": 0, "sent": 2, "corrected": 0,
                                 "failed": 0}, "drifts": 0, "repairs": 0}
     assert world.meter_total("acme") == 100 and world.meter_total("globex") == 5
+
+
+def test_usage_after_a_cancellation_is_not_a_drift(world: World) -> None:
+    """A canceled subscription bills no usage after it ended; the sync sends none of it, so
+    the comparison stops there too (it once alerted on every canceled tenant still sending)."""
+    world.sync_service().sync(since=START.date())
+    world.container.subscriptions.clock = world.now
+    world.container.subscriptions.cancel(world.tenants["acme"].subscription_id,
+                                         at_period_end=False)
+    world.container.usage_store.insert([event("acme", START + 5 * DAY, 50, "after-the-end")])
+    world.advance(START + 7 * DAY)
+    world.sync_service().sync(since=START.date())
+    report = world.reconciler().reconcile()
+    acme = next(t for t in report.tenants if t.tenant_id == "acme")
+    assert (acme.status, acme.ours, acme.stripe, acme.end) == (
+        "ok", 100, 100, START + 5 * DAY)
+    assert report.drifts == [] and drifts(world) == []

@@ -57,6 +57,13 @@ class MeteredTenant:
     canceled_at: datetime | None
     ended_at: datetime | None = None
 
+    @property
+    def ended(self) -> datetime | None:
+        """When a canceled subscription stopped billing usage: `ended_at`, not `canceled_at`,
+        which for a cancellation at the period end is when it was asked for (rows stored before
+        `ended_at` was kept fall back to it). None while it bills."""
+        return (self.ended_at or self.canceled_at) if self.status == "canceled" else None
+
 
 @dataclass(frozen=True)
 class MeteringFacts:

@@ -152,7 +152,11 @@ class UsageReconciler:
                 if missing:
                     raise unknown_tenant(missing[0])
         for row in rows:
-            yield row.tenant_id, row.customer_id, row.period_start, row.period_end
+            # Usage after a cancellation is neither billed nor sent: not compared either.
+            end = row.period_end
+            if row.ended is not None and end is not None:
+                end = min(end, row.ended)
+            yield row.tenant_id, row.customer_id, row.period_start, end
 
     def _check(self, check: TenantReconciliation, meter_id: str) -> None:
         if check.status == "skipped":

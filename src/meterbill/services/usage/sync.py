@@ -349,11 +349,8 @@ class UsageSyncService:
         boundaries = [b for b in (target.period_start, target.period_end) if b is not None]
         boundaries += plan.extra_boundaries
         until = plan.until
-        # Usage counts until the subscription ended: `ended_at`, not `canceled_at`, which for
-        # a cancellation at the period end is when it was asked for (rows stored before
-        # `ended_at` was kept fall back to it).
-        ended = target.ended_at or target.canceled_at
-        if target.status == "canceled" and ended is not None:
+        ended = target.ended  # usage counts until the subscription ended
+        if ended is not None:
             until = min(until, ended) if until else ended
         counted: dict[date, list[UsageLedgerEntry]] = {}
         next_seq: dict[date, int] = {}
