@@ -110,6 +110,7 @@ def test_an_action_without_the_csrf_token_is_refused(page: Any, server: Server) 
         form.get_by_role("button").click()
     assert answer.value.status == 403
     assert "security token" in page.content()
+    page.wait_for_load_state("networkidle")  # what the error page asks for comes in first
     page.errors.clear()  # Chromium logs the 403 it was answered
 
 

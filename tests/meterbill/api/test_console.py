@@ -347,3 +347,8 @@ def test_an_advance_is_told_in_one_sentence() -> None:
                     "dunning": [{"step": "reminder"}], "emails": [{}, {}], "unhandled": 0})
     assert told == ("Sandbox clock moved to 2027-01-06 12:00 UTC; invoices: 2 created, 1 paid, "
                     "1 payment_failed; 1 dunning step(s); 2 email(s).")
+
+
+def test_the_browsers_icon_request_is_answered_without_content(api: TestClient) -> None:
+    answer = api.get("/favicon.ico")
+    assert answer.status_code == 204 and answer.content == b""

@@ -41,6 +41,12 @@ def install(app: FastAPI, container: Container, token: str) -> None:
         app.include_router(router)
     app.mount("/static", StaticFiles(packages=[("meterbill", "static")]), name="static")
 
+    # Browsers ask for /favicon.ico on any page they show, error pages and JSON included;
+    # "no content" keeps their consoles free of a 404 for it.
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
     @app.exception_handler(LoginRequired)
     async def to_login(request: Request, error: LoginRequired) -> Response:
         return login_redirect(error.next_path)
