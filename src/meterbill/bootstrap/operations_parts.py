@@ -24,7 +24,8 @@ def subscription_reconcile(container: Container) -> SubscriptionReconciler:
     return SubscriptionReconciler(container.db, container.gateway, container.catalog,
                                   container.access, container.notifier,
                                   on_notices=container.notifications.after_commit,
-                                  pace=RequestPacer(rate).acquire if rate > 0 else None)
+                                  pace=RequestPacer(rate).acquire if rate > 0 else None,
+                                  clock=container.stripe_time)
 
 
 def slo_status(container: Container) -> SloService:

@@ -254,3 +254,19 @@ def test_the_cli_reports_fixes_and_lists(container: Container,
     code, listed = run("reconcile", "--drifts")
     assert code == 0 and [(d["kind"], d["local"], d["stripe"]) for d in listed["data"]] == [
         ("cancel_at_period_end", "false", "true")]
+
+
+def test_drifts_are_stamped_with_stripes_time(counted: tuple[Container, CountingClient],
+                                              sandbox: Sandbox) -> None:
+    """In sandbox mode with test clocks Stripe's time is the clocks' (`stripe_time`), not the
+    wall clock: what reconciliation records carries it, as the timeline does."""
+    from datetime import UTC, datetime
+
+    container, _ = counted
+    clocks_time = datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+    container.stripe_time = lambda: clocks_time  # type: ignore[method-assign]
+    gone = _subscribe(container, "gone")
+    sandbox.store.delete("subscription", gone)
+    [drift] = container.subscription_reconcile.run().drifts
+    assert (drift.kind, drift.found_at) == ("subscription_missing", clocks_time)
+    assert [d.found_at for d in container.subscription_reconcile.drifts(10, 0)] == [clocks_time]
