@@ -154,3 +154,21 @@ def auth(container: Container) -> dict[str, str]:
     token = container.settings.meterbill_api_token
     assert token is not None
     return {"Authorization": f"Bearer {token.get_secret_value()}"}
+
+
+def spy_dunning_amounts(container: Container,
+                        monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
+    """What the container's dunning service is asked with from now on: (amount in cents,
+    currency) per manual call, the amount checked to be an integer."""
+    seen: list[tuple[int, str]] = []
+    service = container.dunning
+    original = service.process_manual
+
+    def spy(tenant_id: str, failure_count: int, invoice_amount: int, currency: str = "usd",
+            invoice_id: str | None = None) -> object:
+        assert type(invoice_amount) is int
+        seen.append((invoice_amount, currency))
+        return original(tenant_id, failure_count, invoice_amount, currency, invoice_id)
+
+    monkeypatch.setattr(service, "process_manual", spy)
+    return seen

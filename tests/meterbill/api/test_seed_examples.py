@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from meterbill.bootstrap import Container
 
+from ..conftest import spy_dunning_amounts
 from .support import error_of
 
 TENANT = "test_tenant_001"
@@ -76,18 +77,7 @@ def test_the_seeds_bodies_in_order(api: TestClient, auth: dict[str, str],
 def amounts(container: Container, customer_id: str,
             monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     """What the dunning service is asked with: (amount in cents, currency) per call."""
-    seen: list[tuple[int, str]] = []
-    service = container.dunning
-    original = service.process_manual
-
-    def spy(tenant_id: str, failure_count: int, invoice_amount: int, currency: str = "usd",
-            invoice_id: str | None = None) -> Any:
-        assert type(invoice_amount) is int
-        seen.append((invoice_amount, currency))
-        return original(tenant_id, failure_count, invoice_amount, currency, invoice_id)
-
-    monkeypatch.setattr(service, "process_manual", spy)
-    return seen
+    return spy_dunning_amounts(container, monkeypatch)
 
 
 def _process(api: TestClient, auth: dict[str, str], amount: str) -> Any:

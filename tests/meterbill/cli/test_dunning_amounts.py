@@ -10,6 +10,7 @@ import pytest
 
 from meterbill.bootstrap import Container
 
+from ..conftest import spy_dunning_amounts
 from .conftest import Run
 
 TENANT = "test_tenant_001"
@@ -19,18 +20,7 @@ TENANT = "test_tenant_001"
 def amounts(container: Container, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
     """A tenant to dun, and what the dunning service is asked with: (cents, currency)."""
     container.customers.ensure_customer(TENANT, "admin@testcompany.com", "Test Company")
-    seen: list[tuple[int, str]] = []
-    service = container.dunning
-    original = service.process_manual
-
-    def spy(tenant_id: str, failure_count: int, invoice_amount: int, currency: str = "usd",
-            invoice_id: str | None = None) -> Any:
-        assert type(invoice_amount) is int
-        seen.append((invoice_amount, currency))
-        return original(tenant_id, failure_count, invoice_amount, currency, invoice_id)
-
-    monkeypatch.setattr(service, "process_manual", spy)
-    return seen
+    return spy_dunning_amounts(container, monkeypatch)
 
 
 def _process(cli: Run, *amount: str) -> Any:

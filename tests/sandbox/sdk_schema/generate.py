@@ -330,7 +330,8 @@ def read_package(package: Path) -> dict[str, FileScope]:
     files: dict[str, FileScope] = {}
     for path in sorted(root.rglob("*.d.ts")):
         rel = str(path.relative_to(root)).removesuffix(".d.ts")
-        # The objects' declarations; the client's own machinery (Decimal, requests) is skipped.
+        # The objects' declarations (resources/*.d.ts and the package's own cjs/shared.d.ts);
+        # the client's machinery (Decimal, requests) is skipped.
         if not (rel.startswith("resources/") or rel == "shared") or "/V2" in rel:
             continue
         scope = FileScope(rel)
